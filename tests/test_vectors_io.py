@@ -1,0 +1,98 @@
+"""Tests for w2v_jax.vectors_io: round trips, gensim compatibility, determinism, bad files."""
+import numpy as np
+import pytest
+
+from w2v_jax import vectors_io
+from w2v_jax.errors import W2VError
+
+SAVE = {False: vectors_io.save_text, True: vectors_io.save_binary}
+
+
+@pytest.fixture
+def table():
+  """Words (some non-ASCII) and float32 vectors with awkward values: extremes, -0.0, subnormals."""
+  rng = np.random.default_rng(0)
+  words = ["the", "café", "naïve", "日本", "x"] + [f"w{i}" for i in range(45)]
+  vectors = (rng.standard_normal((50, 7)) * 0.1).astype(np.float32)
+  vectors[0] = [0.0, -0.0, 1e-45, -3.4e38, 3.4e38, 1e-38, 0.1]
+  return words, vectors
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_round_trip_is_exact(tmp_path, table, binary):
+  words, vectors = table
+  path = tmp_path / "v"
+  SAVE[binary](path, words, vectors)
+  for flag in (binary, None):  # explicit, then detected
+    got_words, got = vectors_io.load(path, binary=flag)
+    assert got_words == words and got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.int32), vectors.view(np.int32))  # bit for bit, -0.0 too
+  assert [p.name for p in tmp_path.iterdir()] == ["v"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_gensim_reads_ours_and_we_read_gensims(tmp_path, table, binary):
+  models = pytest.importorskip("gensim.models")
+  words, vectors = table
+  SAVE[binary](tmp_path / "ours", words, vectors)
+  kv = models.KeyedVectors.load_word2vec_format(str(tmp_path / "ours"), binary=binary)
+  assert kv.index_to_key == words
+  np.testing.assert_array_equal(kv.vectors, vectors)
+  kv.save_word2vec_format(str(tmp_path / "theirs"), binary=binary)  # binary: no "\n" after records
+  got_words, got = vectors_io.load(tmp_path / "theirs")
+  assert got_words == words
+  np.testing.assert_array_equal(got, vectors)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_output_is_deterministic(tmp_path, table, binary):
+  words, vectors = table
+  SAVE[binary](tmp_path / "a", words, vectors)
+  SAVE[binary](tmp_path / "b", list(words), vectors.copy())
+  SAVE[binary](tmp_path / "b", words, vectors)  # overwriting gives the same bytes too
+  assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_text_layout_and_word2vec_c_quirks(tmp_path):
+  vectors_io.save_text(tmp_path / "v", ["a", "b"], np.array([[0.5, -1.0], [0.1, 2.0]], np.float32))
+  assert (tmp_path / "v").read_text() == "2 2\na 0.5 -1\nb 0.100000001 2\n"
+  (tmp_path / "c").write_bytes(b"2 2\na 0.500000 -1.000000 \nb 0.100000 2.000000 \n\n")  # word2vec.c -binary 0
+  words, got = vectors_io.load(tmp_path / "c")
+  assert words == ["a", "b"]
+  np.testing.assert_array_equal(got, np.array([[0.5, -1.0], [0.1, 2.0]], np.float32))
+
+
+def test_binary_layout(tmp_path):
+  vectors_io.save_binary(tmp_path / "v", ["a"], np.array([[1.0, -2.0]], np.float32))
+  assert (tmp_path / "v").read_bytes() == b"1 2\na " + np.array([1.0, -2.0], "<f4").tobytes() + b"\n"
+
+
+@pytest.mark.parametrize("content, binary, match", [
+    (b"", None, "header"),
+    (b"hello world\n", None, ":1: expected a header"),
+    (b"2 3\na 1 2 3\nb 1 2\n", False, ":3: expected a word and 3 numbers"),
+    (b"2 3\na 1 2 3\nb 1 x 3\n", False, ":3: a value of word 'b'"),
+    (b"3 3\na 1 2 3\nb 1 2 3\n", False, "header says 3 words"),
+    (b"2 3\na 1 2 3\na 1 2 3\n", False, "'a' appears twice"),
+    (b"1 3\na \xff 2 3\n", False, ":2: not valid UTF-8"),
+    (b"2 2\na " + bytes(8) + b"\nb " + bytes(4), True, "record 2 of 2 is cut short"),
+    (b"1 2\na " + bytes(8) + b"\nextra", True, "unexpected bytes"),
+])
+def test_bad_files(tmp_path, content, binary, match):
+  (tmp_path / "v").write_bytes(content)
+  with pytest.raises(W2VError, match=match):
+    vectors_io.load(tmp_path / "v", binary=binary)
+
+
+def test_bad_input_to_save(tmp_path):
+  (tmp_path / "v").write_text("keep")
+  for words in (["a b", "c"], ["", "c"], ["a\t", "c"]):
+    with pytest.raises(W2VError, match="whitespace"):
+      vectors_io.save_text(tmp_path / "v", words, np.zeros((2, 3)))
+  with pytest.raises(W2VError, match="shape"):
+    vectors_io.save_binary(tmp_path / "v", ["a"], np.zeros((2, 3)))
+  with pytest.raises(W2VError, match="cannot write"):
+    vectors_io.save_text(tmp_path / "missing" / "v", ["a"], np.zeros((1, 3)))
+  with pytest.raises(W2VError, match="cannot read"):
+    vectors_io.load(tmp_path / "nothing")
+  assert [p.name for p in tmp_path.iterdir()] == ["v"] and (tmp_path / "v").read_text() == "keep"

@@ -1,0 +1,190 @@
+"""Word vectors in word2vec.c's text and binary formats, readable by word2vec.c and gensim.
+
+Text:   a header line "V D", then V lines "word f_1 ... f_D".
+Binary: the same header line, then V records: the word's UTF-8 bytes, b" ", D little-endian
+        float32 (4 D bytes), b"\\n" (word2vec.c writes the newline, gensim does not: both read).
+
+Text floats are written with "%.9g": 9 significant digits, the fewest that bring every float32
+back bit for bit (gensim, word2vec.c and `load` all parse them back to the same float32).
+word2vec.c's own "%lf" keeps 6 decimals and loses small components; the shortest round-trip
+repr (gensim's str()) saves about 10% of the bytes but formats about 3x slower in Python.
+A value takes about 12 bytes, so V = 100,000 at D = 100 is about 120 MB; the binary file is a
+third of that. Output is a pure function of (words, vectors): identical input, identical bytes.
+Files are written to a temporary file beside the target and moved into place (os.replace), so
+readers never see half a file.
+"""
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+
+from w2v_jax.errors import W2VError
+
+_FLOAT = "%.9g"
+
+
+def _check(words, vectors):
+  """Returns (words, float32 [V, D]) or raises W2VError naming the problem."""
+  vectors = np.asarray(vectors)
+  if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.shape[1] < 1:
+    raise W2VError(f"expected vectors of shape [len(words), D] = [{len(words)}, D >= 1], got {vectors.shape}")
+  for i, word in enumerate(words):
+    if not isinstance(word, str) or word.split() != [word]:
+      raise W2VError(f"word {i} ({word!r}) is empty or holds whitespace; the word2vec formats cannot store it")
+  return list(words), np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _write_atomic(path, chunks):
+  """Writes the byte strings `chunks` to `path` through a temporary file and os.replace."""
+  path = Path(os.fspath(path))
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+  try:
+    f = open(tmp, "xb")  # not mkstemp: its 0600 mode would stick to the result
+  except OSError as e:
+    raise W2VError(f"cannot write {path}: {e.strerror}; check that its directory exists and is writable") from None
+  try:
+    with f:
+      for chunk in chunks:
+        f.write(chunk)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
+
+
+def save_text(path, words, vectors):
+  """Writes word2vec's text format: "V D", then "word f_1 ... f_D" lines, floats as "%.9g".
+
+  `words` must be non-empty and free of whitespace; `vectors` [V, D] is stored as float32.
+  """
+  words, vectors = _check(words, vectors)
+  line = "%s " + " ".join([_FLOAT] * vectors.shape[1]) + "\n"
+
+  def chunks():
+    yield f"{len(words)} {vectors.shape[1]}\n".encode()
+    for lo in range(0, len(words), 1024):
+      yield "".join(line % (w, *v) for w, v in zip(words[lo:lo + 1024], vectors[lo:lo + 1024].tolist())).encode()
+
+  _write_atomic(path, chunks())
+
+
+def save_binary(path, words, vectors):
+  """Writes word2vec.c's binary format: "V D\\n", then word, b" ", D float32 (little-endian), b"\\n".
+
+  `words` must be non-empty and free of whitespace; `vectors` [V, D] is stored as float32.
+  """
+  words, vectors = _check(words, vectors)
+  rows = vectors.astype("<f4")
+
+  def chunks():
+    yield f"{len(words)} {vectors.shape[1]}\n".encode()
+    for lo in range(0, len(words), 1024):
+      yield b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(words[lo:lo + 1024], rows[lo:lo + 1024]))
+
+  _write_atomic(path, chunks())
+
+
+def _header(path, data):
+  """Parses "V D\\n" at the start of `data`; returns (V, D, offset of the first record)."""
+  end = data.find(b"\n")
+  try:
+    vocab_size, dim = (int(x) for x in data[:end if end >= 0 else len(data)].split())
+    if vocab_size < 0 or dim < 1:
+      raise ValueError
+  except ValueError:
+    raise W2VError(f"{path}:1: expected a header line 'V D' (vocabulary size, dimension); "
+                   "files without one (GloVe) need it added") from None
+  return vocab_size, dim, (end + 1 if end >= 0 else len(data))
+
+
+def _looks_like_text(data, start, dim):
+  """True if the first record after the header reads as a text line of a word and `dim` numbers."""
+  end = data.find(b"\n", start)
+  fields = data[start:end if end >= 0 else len(data)].split()
+  if len(fields) != dim + 1:
+    return False
+  try:
+    [float(x) for x in fields[1:]]
+  except ValueError:
+    return False
+  return True
+
+
+def _read_text(path, data, start, vocab_size, dim):
+  try:
+    text = data[start:].decode("utf-8")
+  except UnicodeDecodeError as e:
+    line_no = data.count(b"\n", 0, start + e.start) + 1
+    raise W2VError(f"{path}:{line_no}: not valid UTF-8; is this a binary file? pass binary=True") from None
+  lines = text.split("\n")
+  if lines and lines[-1] == "":
+    lines.pop()
+  while lines and not lines[-1].strip():
+    lines.pop()  # tolerate trailing blank lines
+  if len(lines) != vocab_size:
+    raise W2VError(f"{path}: header says {vocab_size} words, but the file has {len(lines)} lines after it")
+  words, vectors = [], np.empty((vocab_size, dim), np.float32)
+  for i, line in enumerate(lines):
+    fields = line.split()
+    if len(fields) != dim + 1:
+      raise W2VError(f"{path}:{i + 2}: expected a word and {dim} numbers, got {len(fields)} fields")
+    try:
+      vectors[i] = np.array(fields[1:], dtype=np.float64)
+    except ValueError:
+      raise W2VError(f"{path}:{i + 2}: a value of word {fields[0]!r} is not a number") from None
+    words.append(fields[0])
+  return words, vectors
+
+
+def _read_binary(path, data, start, vocab_size, dim):
+  words, vectors = [], np.empty((vocab_size, dim), np.float32)
+  width = 4 * dim
+  for i in range(vocab_size):
+    while data[start:start + 1] == b"\n":
+      start += 1  # word2vec.c ends each record with "\n", gensim does not
+    space = data.find(b" ", start)
+    if space < 0 or space + 1 + width > len(data):
+      raise W2VError(f"{path}: record {i + 1} of {vocab_size} is cut short; the file is truncated or V is wrong")
+    try:
+      word = data[start:space].decode("utf-8")
+    except UnicodeDecodeError:
+      raise W2VError(f"{path}: record {i + 1}: the word is not valid UTF-8") from None
+    if word.split() != [word]:
+      raise W2VError(f"{path}: record {i + 1}: bad word {word!r}; is this a text file? pass binary=False")
+    words.append(word)
+    vectors[i] = np.frombuffer(data, "<f4", dim, space + 1)
+    start = space + 1 + width
+  if data[start:].strip(b"\n"):
+    raise W2VError(f"{path}: {len(data) - start} unexpected bytes after record {vocab_size}; V is wrong")
+  return words, vectors
+
+
+def load(path, binary=None):
+  """Reads a word2vec text or binary file into (words, float32 [V, D]).
+
+  Args:
+    path: the file.
+    binary: True or False to insist on a format; None to tell from the first record.
+
+  Raises:
+    W2VError: missing file, bad header, wrong field count or number (with its line), truncated
+      binary record, or a duplicate word.
+  """
+  path = Path(os.fspath(path))
+  try:
+    data = path.read_bytes()
+  except OSError as e:
+    raise W2VError(f"cannot read vectors file {path}: {e.strerror}") from None
+  vocab_size, dim, start = _header(path, data)
+  if binary is None:
+    binary = vocab_size > 0 and not _looks_like_text(data, start, dim)
+  read = _read_binary if binary else _read_text
+  words, vectors = read(path, data, start, vocab_size, dim)
+  if len(set(words)) != len(words):
+    seen = set()
+    dup = next(w for w in words if w in seen or seen.add(w))
+    raise W2VError(f"{path}: word {dup!r} appears twice; each word needs one vector")
+  return words, vectors
