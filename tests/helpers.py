@@ -25,3 +25,24 @@ def awkward_batch(rng, V, B, C, K, dtype=np.float64):
   center[4 % B] = center[5 % B]                            # repeated centers
   return Batch(jnp.asarray(center, jnp.int32), jnp.asarray(context, jnp.int32),
                jnp.asarray(mask, dtype), jnp.asarray(negatives, jnp.int32))
+
+
+def planted_corpus(path, *, groups=4, words_per_group=12, sentences=600, length=12, seed=0):
+  """A corpus whose sentences each use the words of one group only: neighbours must find the groups."""
+  rng = np.random.default_rng(seed)
+  lines = []
+  for _ in range(sentences):
+    g = rng.integers(groups)
+    lines.append(" ".join(f"g{g}w{w}" for w in rng.integers(0, words_per_group, length)))
+  path.write_text("\n".join(lines) + "\n")
+  return path
+
+
+def group_purity(words, vectors, k=5):
+  """Fraction of each word's k nearest neighbours (cosine) that share its group."""
+  u = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+  sims = u @ u.T
+  np.fill_diagonal(sims, -np.inf)
+  group = np.array([w.split("w")[0] for w in words])
+  top = np.argsort(-sims, axis=1)[:, :k]
+  return float(np.mean(group[top] == group[:, None]))

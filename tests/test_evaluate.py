@@ -105,8 +105,11 @@ def test_bad_input(tmp_path):
     evaluate.analogy(words, vectors, method="3cosmax")
   with pytest.raises(W2VError, match="shape"):
     evaluate.analogy(words, vectors[:1])
-  with pytest.raises(W2VError, match="no word pair"):
-    evaluate.word_similarity(words, vectors)
+  far = evaluate.word_similarity(words, vectors)           # no pair in a 4-word vocabulary
+  assert far["n_pairs"] == 0 and far["oov_rate"] == 1.0 and np.isnan(far["spearman"])
+  (tmp_path / "pairs.tsv").write_text("# only a comment\nnot a pair\n")
+  with pytest.raises(W2VError, match="no valid"):
+    evaluate.word_similarity(words, vectors, path=tmp_path / "pairs.tsv")
 
 # --- agreement with gensim ---------------------------------------------------------------------
 

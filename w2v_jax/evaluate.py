@@ -276,8 +276,10 @@ def word_similarity(words, vectors, path=None, case_insensitive=True, restrict_v
       gold.append(score)
       model.append(np.dot((u * (1.0 / np.linalg.norm(u.astype(np.float64)))).astype(np.float32),
                           (v * (1.0 / np.linalg.norm(v.astype(np.float64)))).astype(np.float32)))
-  if not gold:
-    raise W2VError(f"{path}: no word pair with both words in the vocabulary; check the file and the words")
+  if not gold and not oov:
+    raise W2VError(f"{path}: no valid 'word<TAB>word<TAB>score' line; check the file")
+  if not gold:  # a small vocabulary: nothing to correlate, which is a result, not an error
+    return dict(spearman=float("nan"), pearson=float("nan"), oov_rate=1.0, n_pairs=0)
   return dict(spearman=spearman(gold, model), pearson=pearson(gold, model),
               oov_rate=oov / (len(gold) + oov), n_pairs=len(gold))
 

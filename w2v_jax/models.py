@@ -234,8 +234,8 @@ def sgram_neg_row_grads(params: Params, batch: Batch):
 
 def apply_rows(params: Params, rg: RowGrads, scale) -> Params:
   """params + scale · (rows scattered into their tables): the only way gradients reach a table."""
-  return Params(params.W_in.at[rg.in_idx].add(scale * rg.in_rows.astype(params.W_in.dtype)),
-                params.W_out.at[rg.out_idx].add(scale * rg.out_rows.astype(params.W_out.dtype)))
+  return Params(params.W_in.at[rg.in_idx].add((scale * rg.in_rows).astype(params.W_in.dtype)),
+                params.W_out.at[rg.out_idx].add((scale * rg.out_rows).astype(params.W_out.dtype)))
 
 
 def _dense_grad(row_grads):

@@ -1,0 +1,86 @@
+"""Flags shared by train.py and sweep.py, and the one place that turns errors into one line."""
+import signal
+import sys
+
+from absl import flags
+
+from w2v_jax.config import TrainConfig
+from w2v_jax.errors import W2VError
+
+_D = TrainConfig()
+
+
+def define_training_flags(sweep: bool = False) -> None:
+  """The fixed settings of a run; in a sweep, model/window/neg/dim are lists and defined there."""
+  flags.DEFINE_multi_string("corpus", None, "corpus file(s) or directory; .gz and text8 files work; "
+                            "default: the small corpus shipped in w2v_jax/data")
+  if not sweep:
+    flags.DEFINE_string("model", _D.model, "cbow, cbow_neg, sgram or sgram_neg")
+    flags.DEFINE_integer("dim", _D.dim, "embedding dimension D")
+    flags.DEFINE_integer("window", _D.window, "maximum window size W (C = 2W context slots)")
+    flags.DEFINE_integer("neg", _D.neg, "negatives K per example (negative-sampling models)")
+  flags.DEFINE_integer("epochs", _D.epochs, "passes over the corpus")
+  flags.DEFINE_integer("min_count", _D.min_count, "drop words rarer than this")
+  flags.DEFINE_integer("max_vocab_size", None, "keep at most this many words (most frequent)")
+  flags.DEFINE_float("sample", _D.sample, "subsampling threshold s; 0 switches it off")
+  flags.DEFINE_float("lr", None, "starting learning rate; default 0.025 skip-gram, 0.05 CBOW")
+  flags.DEFINE_integer("batch_size", _D.batch_size, "centers per step B")
+  flags.DEFINE_integer("seed", _D.seed, "seed: same flags + seed give identical vectors on the CPU")
+  flags.DEFINE_float("ns_exponent", _D.ns_exponent, "noise distribution exponent (context smoothing)")
+  flags.DEFINE_bool("reduced_window", _D.reduced_window, "draw each center's window b from 1..W")
+  flags.DEFINE_enum("eval_with", _D.eval_with, ["in", "in+out"], "vectors: W_in, or W_in + W_out")
+  flags.DEFINE_enum("analogy_method", _D.analogy_method, ["3cosadd", "3cosmul"], "analogy rule")
+  flags.DEFINE_enum("cbow_context_grad", _D.cbow_context_grad, ["sum", "mean"],
+                    "CBOW context update: word2vec.c/gensim's (sum) or the exact gradient (mean)")
+  flags.DEFINE_enum("optimizer", _D.optimizer, ["word2vec", "sgd", "adam", "adagrad", "rmsprop"],
+                    "word2vec: sparse closed-form SGD (fast); others: jax.grad + optax")
+  flags.DEFINE_integer("steps_per_call", _D.steps_per_call, "steps per jitted call (lax.scan)")
+  flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
+
+
+def config_from_flags(FLAGS, **overrides) -> TrainConfig:
+  """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
+  names = ["epochs", "min_count", "max_vocab_size", "sample", "lr", "batch_size", "seed", "ns_exponent",
+           "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer",
+           "steps_per_call"]
+  values = {n: getattr(FLAGS, n) for n in names}
+  for n in ("model", "dim", "window", "neg"):
+    if n in FLAGS:
+      values[n] = getattr(FLAGS, n)
+  values.update(overrides)
+  return TrainConfig(**values).validate()
+
+
+class StopFlag:
+  """Set by SIGINT/SIGTERM: training stops at the next chunk boundary and writes a checkpoint."""
+
+  def __init__(self):
+    self.stopped = False
+    signal.signal(signal.SIGINT, self._set)
+    signal.signal(signal.SIGTERM, self._set)
+
+  def _set(self, signum, frame):
+    if self.stopped:   # a second Ctrl-C means now
+      raise KeyboardInterrupt
+    self.stopped = True
+
+  def __call__(self) -> bool:
+    return self.stopped
+
+
+def fail(message: str, code: int = 2):
+  """The one way a script reports bad input: a line on stderr, no traceback."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(code)
+
+
+def run_main(main):
+  """Wraps an absl main so W2VError (and a missing file) end as one line on stderr."""
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except W2VError as e:
+      fail(str(e))
+    except OSError as e:
+      fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+  return wrapped

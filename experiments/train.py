@@ -1,0 +1,60 @@
+"""Train one word2vec model, evaluate it, and write its vectors.
+
+    python -m experiments.train --model=sgram_neg --workdir=runs/demo
+
+With no --corpus it trains on the small corpus shipped in w2v_jax/data. It writes into --workdir:
+vectors.txt (word2vec text format; --binary adds vectors.bin), vocab.tsv, metrics.jsonl, loss.png,
+checkpoint.npz and summary.json. Ctrl-C stops at the next chunk with a checkpoint; --resume continues.
+"""
+import json
+
+from absl import app, flags
+
+from experiments import common
+from experiments.progress import Progress
+from w2v_jax import api, evaluate
+
+common.define_training_flags()
+flags.DEFINE_string("workdir", "runs/train", "where the run's files go")
+flags.DEFINE_bool("resume", False, "continue the run in --workdir from its checkpoint")
+flags.DEFINE_bool("binary", False, "also write vectors.bin in word2vec.c's binary format")
+flags.DEFINE_integer("checkpoint_every", 2000, "steps between checkpoints")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  cfg = common.config_from_flags(FLAGS)
+  stop = common.StopFlag()
+  print(f"training {cfg.model} (dim {cfg.dim}, window {cfg.window}, neg {cfg.neg}, epochs {cfg.epochs}, "
+        f"lr {cfg.learning_rate}) on {', '.join(FLAGS.corpus or [str(api.DEFAULT_CORPUS)])}", flush=True)
+  result = api.train(cfg, FLAGS.corpus, FLAGS.workdir, resume=FLAGS.resume, binary=FLAGS.binary,
+                     cache_dir=FLAGS.cache_dir, on_log=Progress(), should_stop=stop,
+                     checkpoint_every=FLAGS.checkpoint_every)
+  s = result.summary
+  if s["replaced_chars"]:
+    print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")
+  if s["status"] == "interrupted":
+    print(f"interrupted: checkpoint saved in {FLAGS.workdir}; rerun with --resume to continue")
+  print(f"vocabulary {s['vocab_size']:,} words, corpus {s['corpus_words']:,} words; trained in "
+        f"{s['train_seconds']:.1f} s ({s['compile_seconds']:.1f} s compiling), "
+        f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {s['final_loss']:.4f}")
+  an, ws = result.evaluation["analogy"], result.evaluation["word_similarity"]
+  print(f"analogy ({cfg.analogy_method}, top 30k words): {100 * an['accuracy']:.2f}% of {an['n_total']:,} "
+        f"questions (semantic {100 * an['semantic']:.2f}%, syntactic {100 * an['syntactic']:.2f}%; "
+        f"{an['n_skipped']:,} skipped as out of vocabulary)")
+  print(f"WS-353: Spearman {ws['spearman']:.3f}, Pearson {ws['pearson']:.3f} "
+        f"({100 * ws['oov_rate']:.1f}% of pairs out of vocabulary)")
+  vectors = api.export_vectors(result.params, cfg.eval_with)
+  for word in api.probe_words(result.vocab):
+    near = evaluate.nearest(result.vocab.words, vectors, word, k=6)
+    print(f"  {word:>10}: " + ", ".join(f"{w} ({c:.2f})" for w, c in near))
+  where = "vectors.txt" + (", vectors.bin" if FLAGS.binary else "")
+  print(f"wrote {where}, vocab.tsv, metrics.jsonl, loss.png, summary.json to {FLAGS.workdir}")
+  print(json.dumps({k: s[k] for k in ("analogy_accuracy", "ws353_spearman", "words_per_sec")}))
+  return 130 if s["status"] == "interrupted" else 0
+
+
+if __name__ == "__main__":
+  app.run(common.run_main(main))

@@ -1,0 +1,37 @@
+"""Fast kernels equal a model's loss on a re-arranged batch, gradients included (float64)."""
+import jax
+import numpy as np
+import pytest
+
+from w2v_jax import kernels, models
+from w2v_jax.types import Params
+from tests.helpers import awkward_batch, random_params
+
+
+def _dense(params, rg, scale):
+  return models.apply_rows(jax.tree.map(jax.numpy.zeros_like, params), rg, scale)
+
+
+@pytest.mark.parametrize("shape", [(7, 3, 6, 2, 1), (23, 8, 16, 10, 5)])
+def test_swapped_kernel_is_sgram_neg_on_swapped_pairs(shape):
+  V, D, B, C, K = shape
+  rng = np.random.default_rng(5)
+  params, batch = random_params(rng, V, D), awkward_batch(rng, V, B, C, K)
+  loss, rg = jax.jit(kernels.sgram_neg_swapped_row_grads)(params, batch)
+  pairs = kernels.swap_pairs(batch)
+  model = models.get("sgram_neg")
+  np.testing.assert_allclose(np.sum(loss) / (B * C), model.loss(params, pairs), rtol=1e-12)
+  auto = jax.jit(jax.grad(model.loss))(params, pairs)
+  for a, c in zip(auto, _dense(params, rg, 1.0 / (B * C))):
+    np.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-13)
+
+
+def test_swapped_pairs_hold_the_same_pairs():
+  """Skip-gram's pair set is symmetric: swapping roles keeps every real (word, word) pair."""
+  rng = np.random.default_rng(6)
+  batch = awkward_batch(rng, 30, 8, 6, 2)
+  pairs = kernels.swap_pairs(batch)
+  real = np.asarray(batch.mask) > 0
+  fwd = sorted(zip(np.repeat(batch.center, 6)[real.ravel()], np.asarray(batch.context)[real]))
+  back = sorted(zip(np.asarray(pairs.context)[:, 0][real.ravel()], np.asarray(pairs.center)[real.ravel()]))
+  assert fwd == back

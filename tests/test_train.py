@@ -1,0 +1,112 @@
+"""The training engine: both step paths agree, the chunk compiles once, training learns planted
+structure, and runs are reproducible and resumable bit for bit."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from w2v_jax import api, checkpoint, models, train
+from w2v_jax import step as step_lib
+from w2v_jax.config import TrainConfig
+from tests.helpers import awkward_batch, group_purity, planted_corpus, random_params
+
+TINY = dict(dim=16, window=2, neg=3, epochs=3, min_count=1, sample=0.0, batch_size=64, steps_per_call=4)
+
+
+@pytest.mark.parametrize("name", models.NAMES)
+def test_fast_step_equals_research_step_with_optax_sgd(name):
+  rng = np.random.default_rng(0)
+  V, B = 13, 8
+  params, batch = random_params(rng, V, 5), awkward_batch(rng, V, B, 4, 3)
+  lr = 0.1
+  fast = step_lib.make_fast_step(name, cbow_context_grad="mean", sgram_neg_form="shared")
+  (fast_state, fast_m) = jax.jit(fast)(step_lib.TrainState(params), batch, lr)
+  init, research = step_lib.make_research_step(name, optax.sgd)
+  (res_state, res_m) = jax.jit(research)(init(params), batch, lr * B)   # the mean loss: lr · B
+  for a, b in zip(fast_state.params, res_state.params):
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+  np.testing.assert_allclose(fast_m.loss_sum, res_m.loss_sum, rtol=1e-6)
+
+
+def test_word2vec_cbow_rule_differs_from_the_exact_step_only_in_w_in():
+  rng = np.random.default_rng(1)
+  params, batch = random_params(rng, 11, 4), awkward_batch(rng, 11, 6, 4, 2)
+  exact = step_lib.make_fast_step("cbow_neg", "mean")(step_lib.TrainState(params), batch, 0.1)[0].params
+  w2v = step_lib.make_fast_step("cbow_neg", "sum")(step_lib.TrainState(params), batch, 0.1)[0].params
+  np.testing.assert_allclose(exact.W_out, w2v.W_out, rtol=1e-12)
+  assert not np.allclose(exact.W_in, w2v.W_in)
+
+
+def _fit(tmp_path, **kw):
+  from w2v_jax import corpus
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**{**TINY, **kw})
+  vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
+  return vocab, train.fit(cfg, vocab, enc)
+
+
+@pytest.mark.parametrize("model", models.NAMES)
+def test_training_learns_the_planted_groups(tmp_path, model):
+  vocab, result = _fit(tmp_path, model=model, epochs=4)
+  losses = [r["loss"] for r in result.history]
+  assert result.status == "finished" and losses[-1] < losses[0]
+  vectors = np.asarray(result.params.W_in)
+  assert group_purity(vocab.words, vectors) > 0.9
+  untrained = np.asarray(models.init(jax.random.PRNGKey(0), len(vocab.words), 16).W_in)
+  assert group_purity(vocab.words, untrained) < 0.5        # the test can fail: chance is 11/47
+
+
+def test_research_path_with_adam_learns_too(tmp_path):
+  vocab, result = _fit(tmp_path, model="sgram_neg", optimizer="adam", lr=0.01)
+  assert group_purity(vocab.words, np.asarray(result.params.W_in)) > 0.9
+
+
+def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
+  traces = []
+  make = step_lib.make_fast_step
+
+  def counting(*args, **kw):
+    step = make(*args, **kw)
+    def wrapped(*a):
+      traces.append(1)                   # runs only while jax traces
+      return step(*a)
+    return wrapped
+  monkeypatch.setattr(step_lib, "make_fast_step", counting)
+  _, result = _fit(tmp_path, epochs=3)
+  assert result.status == "finished" and len(traces) == 1
+
+
+def test_same_seed_gives_identical_vectors_and_other_seed_differs(tmp_path):
+  _, a = _fit(tmp_path, seed=3)
+  _, b = _fit(tmp_path, seed=3)
+  _, c = _fit(tmp_path, seed=4)
+  assert np.array_equal(a.params.W_in, b.params.W_in) and np.array_equal(a.params.W_out, b.params.W_out)
+  assert not np.array_equal(a.params.W_in, c.params.W_in)
+
+
+def test_divergent_learning_rate_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**{**TINY, "lr": 1e30})
+  with pytest.raises(train.Diverged, match="lower --lr"):
+    api.train(cfg, [path], tmp_path / "run", cache_dir=tmp_path / "cache", checkpoint_every=4,
+              log_every_s=0.0)
+
+
+def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**TINY)
+  common = dict(cache_dir=tmp_path / "cache", checkpoint_every=8)
+  whole = api.train(cfg, [path], tmp_path / "whole", **common)
+  calls = iter(range(1000))
+  part = api.train(cfg, [path], tmp_path / "part", should_stop=lambda: next(calls) == 5, **common)
+  assert part.summary["status"] == "interrupted"
+  saved = checkpoint.load(tmp_path / "part")
+  assert saved is not None and saved[1] != checkpoint.Position(cfg.epochs, 0)
+  with pytest.raises(Exception, match="already holds a run"):
+    api.train(cfg, [path], tmp_path / "part", **common)
+  resumed = api.train(cfg, [path], tmp_path / "part", resume=True, **common)
+  assert resumed.summary["status"] == "finished"
+  assert (tmp_path / "part" / "vectors.txt").read_bytes() == (tmp_path / "whole" / "vectors.txt").read_bytes()
+  with pytest.raises(Exception, match="different run"):
+    api.train(TrainConfig(**{**TINY, "dim": 8}), [path], tmp_path / "part", resume=True, **common)

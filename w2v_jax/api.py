@@ -1,0 +1,128 @@
+"""One call from corpus to evaluated, exported vectors: what `experiments/train.py` and sweeps run.
+
+    from w2v_jax import api, TrainConfig
+    result = api.train(TrainConfig(model="cbow_neg", window=3), corpus="text.txt.gz", workdir="runs/a")
+    result.evaluation["analogy"]["accuracy"], result.params.W_in, result.vocab.words, result.history
+
+The workdir receives vectors.txt (word2vec text format), vectors.bin (with binary=True), vocab.tsv,
+metrics.jsonl (one record per log step), loss.png, checkpoint.npz and summary.json.
+"""
+import dataclasses
+import json
+import os
+import pathlib
+from typing import Callable
+
+import jax
+import numpy as np
+
+from w2v_jax import corpus as corpus_lib
+from w2v_jax import evaluate, plots, train as train_lib, vectors_io
+from w2v_jax.config import TrainConfig
+from w2v_jax.errors import W2VError
+from w2v_jax.types import Params
+from w2v_jax.vocab import Vocab
+
+DEFAULT_CORPUS = pathlib.Path(__file__).parent / "data" / "small_corpus.txt.gz"
+PROBE_WORDS = ("king", "city", "war", "good", "money", "three", "president", "water", "music", "france")
+
+
+def default_cache_dir() -> pathlib.Path:
+  """Where encoded corpora are cached: $W2V_JAX_CACHE, else ~/.cache/w2v_jax."""
+  return pathlib.Path(os.environ.get("W2V_JAX_CACHE", pathlib.Path.home() / ".cache" / "w2v_jax"))
+
+
+@dataclasses.dataclass
+class RunResult:
+  config: TrainConfig
+  params: Params
+  vocab: Vocab
+  history: list[dict]
+  evaluation: dict      # {"analogy": ..., "word_similarity": ...}
+  summary: dict         # what summary.json holds
+  workdir: pathlib.Path | None
+
+
+def export_vectors(params: Params, eval_with: str) -> np.ndarray:
+  """The vectors users get: W_in (word2vec's syn0), or W_in + W_out (Levy et al. 2015's w + c)."""
+  vectors = np.asarray(params.W_in, np.float32)
+  return vectors + np.asarray(params.W_out, np.float32) if eval_with == "in+out" else vectors
+
+
+def evaluate_vectors(words: list[str], vectors: np.ndarray, method: str = "3cosadd") -> dict:
+  return {"analogy": evaluate.analogy(words, vectors, method=method),
+          "word_similarity": evaluate.word_similarity(words, vectors)}
+
+
+def _jsonl_logger(path: pathlib.Path, on_log):
+  def log(record):
+    with open(path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    if on_log is not None:
+      on_log(record)
+  return log
+
+
+def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
+          cache_dir=None, on_log: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
+          log_every_s: float = 2.0) -> RunResult:
+  """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files."""
+  cfg.validate()
+  paths = [DEFAULT_CORPUS] if corpus is None else corpus
+  workdir = None if workdir is None else pathlib.Path(workdir)
+  if workdir is not None:
+    if not resume and (workdir / "checkpoint.npz").exists():
+      raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another "
+                     "--workdir")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+      (workdir / "metrics.jsonl").unlink(missing_ok=True)
+  vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,
+                                      default_cache_dir() if cache_dir is None else cache_dir)
+  log = on_log if workdir is None else _jsonl_logger(workdir / "metrics.jsonl", on_log)
+  fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
+                      should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every)
+  vectors = export_vectors(fit.params, cfg.eval_with)
+  evaluation = evaluate_vectors(vocab.words, vectors, cfg.analogy_method)
+  summary = make_summary(cfg, vocab, encoded, fit, evaluation)
+  if workdir is not None:
+    vectors_io.save_text(workdir / "vectors.txt", vocab.words, vectors)
+    if binary:
+      vectors_io.save_binary(workdir / "vectors.bin", vocab.words, vectors)
+    vocab.save(workdir / "vocab.tsv")
+    history = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    plots.loss_curve(history, workdir / "loss.png", cfg.epochs, title=f"{cfg.model}, dim {cfg.dim}, window "
+                     f"{cfg.window}, neg {cfg.neg}")
+    tmp = workdir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, workdir / "summary.json")
+  return RunResult(cfg, fit.params, vocab, fit.history, evaluation, summary, workdir)
+
+
+def _number(x):
+  """JSON has no NaN: an undefined score (e.g. no WS-353 pair in a tiny vocabulary) becomes null."""
+  return None if x is None or x != x else x
+
+
+def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResult, evaluation: dict) -> dict:
+  an, ws = evaluation["analogy"], evaluation["word_similarity"]
+  final = [r["loss"] for r in fit.history]
+  return {
+      "model": cfg.model, "dim": cfg.dim, "window": cfg.window, "neg": cfg.neg, "epochs": cfg.epochs,
+      "vocab_size": len(vocab.words), "corpus_words": int(encoded.stats.raw_words),
+      "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
+      "words_per_sec": fit.words_trained / max(fit.train_seconds, 1e-9),
+      "final_loss": final[-1] if final else None,
+      "analogy_accuracy": an["accuracy"], "analogy_semantic": an["semantic"],
+      "analogy_syntactic": an["syntactic"], "analogy_questions": an["n_total"],
+      "ws353_spearman": _number(ws["spearman"]), "ws353_oov_rate": ws["oov_rate"],
+      "status": fit.status, "replaced_chars": encoded.stats.replaced_chars,
+      "backend": jax.default_backend(), "config": json.loads(cfg.to_json()),
+  }
+
+
+def probe_words(vocab: Vocab, k: int = 5) -> list[str]:
+  """A few words to show neighbours of: familiar ones if present, else the most frequent."""
+  found = [w for w in PROBE_WORDS if w in vocab.index]
+  return (found or vocab.words)[:k]

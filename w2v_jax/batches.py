@@ -1,0 +1,155 @@
+"""Fixed-shape `Batch`es from an epoch's kept tokens, built on the device from explicit PRNG keys.
+
+Step i of epoch e uses centers i*B .. i*B+B-1 of the kept tokens and the key
+fold_in(fold_in(PRNGKey(seed), e), i), so a stream is a pure function of (corpus, settings, seed, epoch).
+"""
+import functools
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from w2v_jax import sampling
+from w2v_jax.corpus import EncodedCorpus
+from w2v_jax.errors import W2VError
+from w2v_jax.types import Batch
+
+_WINDOW_SALT, _NEGATIVES_SALT = 1, 2  # fold_in constants: independent streams from one step key
+
+
+def check_settings(*, batch_size: int, window: int, neg: int, vocab_size: int | None = None) -> None:
+  """Raises W2VError for settings no batch can be built with (vocab_size V is checked when given)."""
+  if batch_size < 1:
+    raise W2VError(f'batch_size must be >= 1, got {batch_size}')
+  if window < 1:
+    raise W2VError(f'window must be >= 1, got {window}')
+  if neg < 0:
+    raise W2VError(f'the number of negatives K must be >= 0, got {neg}')
+  if vocab_size is not None and vocab_size < neg + 1:
+    raise W2VError(f'the vocabulary has {vocab_size} words, too few for {neg} negatives (it needs at least '
+                   f'{neg + 1}); lower --neg or --min_count, or give a larger corpus')
+
+
+def num_batches(n_kept: int, batch_size: int) -> int:
+  """Steps in an epoch: the last batch is padded, never dropped."""
+  return -(-n_kept // batch_size)
+
+
+def context_offsets(window: int) -> np.ndarray:
+  """int32 [C]: the slot order of `Batch.context`, -W..-1 then 1..W."""
+  return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
+
+
+def epoch_key(seed: int, epoch: int) -> jax.Array:
+  """The key of an epoch; step i's key is fold_in(epoch_key, i)."""
+  return jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+
+
+def make_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: jax.Array,
+               noise: sampling.AliasTable, *, batch_size: int, window: int, neg: int,
+               reduced_window: bool = True) -> Batch:
+  """The batch of centers start..start+B-1 of the kept tokens; pure and jittable, `start` may be traced.
+
+  tokens, sent: int32 [N'] from `sampling.subsample`; noise: from `sampling.noise_alias`.
+  """
+  check_settings(batch_size=batch_size, window=window, neg=neg)  # V is not static: iter_batches checks it
+  n = tokens.shape[0]
+  if n == 0:
+    raise W2VError('no tokens to batch: subsampling kept none; lower --sample or give a larger corpus')
+  start = jnp.asarray(start, dtype=jnp.int32)
+  # One contiguous gather of B + 2W positions (clipped at the ends, masked below), then C static slices:
+  # far cheaper than gathering [B, C] indices, and it needs no padded copy of the token array.
+  span = start - window + jnp.arange(batch_size + 2 * window, dtype=jnp.int32)  # [B+2W]
+  span_idx = jnp.clip(span, 0, n - 1)
+  span_tok = tokens[span_idx]
+  span_sent = jnp.where((span >= 0) & (span < n), sent[span_idx], -1)  # -1: no sentence
+  offsets = context_offsets(window)  # [C] static
+
+  def at(a, o):  # the [B] slice of a span array at offset o from the centers
+    return a[window + o:window + o + batch_size]
+
+  center_sent = at(span_sent, 0)                                                        # [B]
+  # Slots are stacked as [C, B] and transposed at the end: 3x faster on the CPU than stacking on axis 1.
+  ctx = jnp.stack([at(span_tok, o) for o in offsets])                                  # [C, B]
+  ok = jnp.stack([at(span_sent, o) == center_sent for o in offsets]) & (center_sent >= 0)  # [C, B]
+  if reduced_window:
+    # word2vec.c draws b uniformly from 1..W per center and keeps |offset| <= b.
+    bits = sampling.random_bits(jax.random.fold_in(key, _WINDOW_SALT), (batch_size,))
+    b = (bits % jnp.uint32(window)).astype(jnp.int32) + 1                              # [B]
+    ok &= np.abs(offsets)[:, None] <= b[None, :]
+  # Ids in padding are 0, a valid row, so a gather in any model stays in bounds.
+  center = jnp.where(center_sent >= 0, at(span_tok, 0), 0)
+  negs = sampling.negatives(jax.random.fold_in(key, _NEGATIVES_SALT), noise, (batch_size, neg))  # [B, K]
+  return Batch(center=center, context=jnp.where(ok, ctx, 0).T, mask=ok.astype(jnp.float32).T,
+               negatives=negs)
+
+
+def step_batch(tokens: jax.Array, sent: jax.Array, key: jax.Array, step: jax.Array,
+               noise: sampling.AliasTable, *,
+               batch_size: int, window: int, neg: int, reduced_window: bool = True) -> Batch:
+  """Batch `step` of an epoch whose key is `key` (from `epoch_key`): the stream's one contract."""
+  step = jnp.asarray(step, dtype=jnp.int32)
+  return make_batch(tokens, sent, step * batch_size, jax.random.fold_in(key, step), noise,
+                    batch_size=batch_size, window=window, neg=neg, reduced_window=reduced_window)
+
+
+def make_batches(tokens: jax.Array, sent: jax.Array, key: jax.Array, first_step: jax.Array,
+                 noise: sampling.AliasTable, *, num_steps: int, batch_size: int, window: int, neg: int,
+                 reduced_window: bool = True) -> Batch:
+  """Batches first_step .. first_step+num_steps-1 stacked on a leading axis [S]: vmap of `step_batch`.
+
+  On the CPU, one vmap over S batches builds them faster than one batch per lax.scan iteration
+  (scripts/bench_pipeline.py), so a training loop can build a chunk this way and scan its step over it.
+  """
+  steps = jnp.asarray(first_step, dtype=jnp.int32) + jnp.arange(num_steps, dtype=jnp.int32)  # [S]
+  return jax.vmap(lambda step: step_batch(tokens, sent, key, step, noise, batch_size=batch_size,
+                                          window=window, neg=neg, reduced_window=reduced_window))(steps)
+
+
+def make_batch_np(tokens: np.ndarray, sent: np.ndarray, start: int, rng: np.random.Generator,
+                  cdf: np.ndarray, *, batch_size: int, window: int, neg: int,
+                  reduced_window: bool = True) -> Batch:
+  """The numpy twin of `make_batch` (same layout, numpy's random stream), to measure the host path."""
+  n = len(tokens)
+  span = np.clip(np.arange(start - window, start + batch_size + window), -1, n)  # [B+2W], -1/n: outside
+  span_tok = tokens[np.clip(span, 0, n - 1)]
+  span_sent = np.where((span >= 0) & (span < n), sent[np.clip(span, 0, n - 1)], -1)
+  offsets = context_offsets(window)
+  slots = np.arange(batch_size)[:, None] + (window + offsets)  # [B, C] positions in the span
+  center_sent = span_sent[window:window + batch_size]                                # [B]
+  ok = (span_sent[slots] == center_sent[:, None]) & (center_sent >= 0)[:, None]      # [B, C]
+  if reduced_window:
+    ok &= np.abs(offsets) <= rng.integers(1, window + 1, batch_size)[:, None]
+  center = np.where(center_sent >= 0, span_tok[window:window + batch_size], 0)
+  return Batch(center=center.astype(np.int32), context=np.where(ok, span_tok[slots], 0).astype(np.int32),
+               mask=ok.astype(np.float32), negatives=sampling.negatives_np(rng, cdf, (batch_size, neg)))
+
+
+_STEPS_PER_FETCH = 64
+
+
+@functools.partial(jax.jit, static_argnames=('num_steps', 'batch_size', 'window', 'neg', 'reduced_window'))
+def _make_batches_jit(tokens, sent, key, first_step, noise, **settings):
+  return make_batches(tokens, sent, key, first_step, noise, **settings)
+
+
+def iter_batches(corpus: EncodedCorpus, counts: np.ndarray, *, seed: int, epoch: int, batch_size: int,
+                 window: int, neg: int, sample: float, ns_exponent: float = 0.75,
+                 reduced_window: bool = True) -> Iterator[Batch]:
+  """One epoch's batches as numpy arrays, for tests and the research path; the last one is padded."""
+  check_settings(batch_size=batch_size, window=window, neg=neg, vocab_size=len(counts))
+  if seed < 0 or epoch < 0:
+    raise W2VError(f'seed and epoch must be >= 0, got seed={seed}, epoch={epoch}')
+  tokens, sent = sampling.subsample(corpus, sampling.keep_probs(counts, sample), seed, epoch)
+  noise = jax.tree.map(jnp.asarray, sampling.noise_alias(counts, ns_exponent))
+  steps = num_batches(len(tokens), batch_size)
+  tokens, sent, key = jnp.asarray(tokens), jnp.asarray(sent), epoch_key(seed, epoch)
+  # Steps are fetched in chunks, as one transfer per batch is slow; a power of two bounds recompiles.
+  chunk = min(_STEPS_PER_FETCH, 1 << max(steps - 1, 0).bit_length())
+  for first in range(0, steps, chunk):
+    stacked = jax.device_get(_make_batches_jit(tokens, sent, key, np.int32(first), noise, num_steps=chunk,
+                                               batch_size=batch_size, window=window, neg=neg,
+                                               reduced_window=reduced_window))
+    for i in range(min(chunk, steps - first)):
+      yield Batch(*(a[i] for a in stacked))

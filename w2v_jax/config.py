@@ -1,0 +1,80 @@
+"""`TrainConfig`: every setting of a training run, with word2vec's defaults, validated in one place."""
+import dataclasses
+import json
+
+from w2v_jax import models
+from w2v_jax.errors import W2VError
+
+# word2vec.c's default starting learning rates (-alpha): 0.025 for skip-gram, 0.05 for CBOW.
+DEFAULT_LR = {"cbow": 0.05, "cbow_neg": 0.05, "sgram": 0.025, "sgram_neg": 0.025}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """A run's settings. Two runs with equal configs (and corpus) give identical vectors on the CPU."""
+  model: str = "sgram_neg"
+  dim: int = 100
+  window: int = 5
+  neg: int = 5
+  epochs: int = 5
+  min_count: int = 5
+  max_vocab_size: int | None = None
+  sample: float = 1e-3
+  lr: float | None = None            # None: DEFAULT_LR[model]
+  min_lr_ratio: float = 1e-4         # lr decays linearly to lr * min_lr_ratio, as word2vec.c
+  batch_size: int = 1024
+  seed: int = 0
+  ns_exponent: float = 0.75
+  reduced_window: bool = True
+  cbow_context_grad: str = "sum"     # "sum": word2vec.c/gensim rule; "mean": the exact gradient
+  sgram_neg_form: str = "swapped"    # fast sgram_neg kernel: "swapped" | "shared" | "pairs" (step.py)
+  steps_per_call: int = 16           # training steps per jitted call (lax.scan)
+  optimizer: str = "word2vec"        # "word2vec": sparse closed-form SGD (fast path); or an optax
+                                     # optimizer on jax.grad of the mean loss: sgd, adam, adagrad, rmsprop
+  eval_with: str = "in"              # vectors to evaluate/export: "in" (W_in) or "in+out" (W_in + W_out)
+  analogy_method: str = "3cosadd"    # or "3cosmul"
+
+  @property
+  def learning_rate(self) -> float:
+    return DEFAULT_LR[self.model] if self.lr is None else self.lr
+
+  def validate(self) -> "TrainConfig":
+    """Raises W2VError naming the setting to change; returns self."""
+    if self.model not in models.NAMES:
+      raise W2VError(f"unknown model {self.model!r}: choose one of {', '.join(models.NAMES)}")
+    positive = {"dim": self.dim, "window": self.window, "epochs": self.epochs,
+                "batch_size": self.batch_size, "steps_per_call": self.steps_per_call,
+                "min_count": self.min_count}
+    for name, value in positive.items():
+      if value < 1:
+        raise W2VError(f"--{name} must be at least 1, got {value}")
+    if self.neg < 0:
+      raise W2VError(f"--neg must be >= 0, got {self.neg}")
+    if self.model.endswith("_neg") and self.neg < 1:
+      raise W2VError(f"--model={self.model} needs --neg >= 1 (got {self.neg}); use --model="
+                     f"{self.model[:-4]} for a full softmax")
+    if self.sample < 0:
+      raise W2VError(f"--sample must be >= 0 (0 switches subsampling off), got {self.sample}")
+    if not self.learning_rate > 0:
+      raise W2VError(f"--lr must be > 0, got {self.learning_rate}")
+    if not 0 < self.min_lr_ratio <= 1:
+      raise W2VError(f"min_lr_ratio must be in (0, 1], got {self.min_lr_ratio}")
+    if self.seed < 0:
+      raise W2VError(f"--seed must be >= 0, got {self.seed}")
+    if self.max_vocab_size is not None and self.max_vocab_size < 1:
+      raise W2VError(f"--max_vocab_size must be at least 1, got {self.max_vocab_size}")
+    choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
+               "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
+               "analogy_method": ("3cosadd", "3cosmul")}
+    for name, allowed in choices.items():
+      if getattr(self, name) not in allowed:
+        raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+    return self
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "TrainConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in known})

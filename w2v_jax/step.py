@@ -1,0 +1,141 @@
+"""One training-step contract, two implementations, and the jitted chunk of steps the trainer calls.
+
+The contract: `step(state, batch, lr) -> (state, metrics)`, with `state = TrainState(params, opt_state)`
+and `metrics = Metrics(...)` of summed (not averaged) quantities, so they add across steps.
+
+  research path  `make_research_step(name, optax.adam)`: jax.value_and_grad of `models.get(name).loss`
+                 over the whole Params pytree, then any optax optimizer (built with
+                 optax.inject_hyperparams so `lr` is set per step). The loss is a batch *mean*.
+  fast path      `make_fast_step(name)`: the model's closed-form gradient with respect to the rows the
+                 batch touches (`models.<name>_row_grads`), scatter-added into the tables: word2vec's
+                 SGD with a per-example learning rate. No dense [V, D] gradient exists, so for the
+                 negative-sampling models a step's cost does not depend on V.
+
+With the same batch, `fast(lr)` equals `research(optax.sgd, lr * B)`: word2vec applies lr to every
+example, the research loss averages over B (tests/test_step.py checks this).
+"""
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from w2v_jax import batches, kernels, models, sampling
+from w2v_jax.types import Batch, Params
+
+
+class TrainState(NamedTuple):
+  params: Params
+  opt_state: optax.OptState = ()   # () on the fast path
+
+
+class Metrics(NamedTuple):
+  loss_sum: jax.Array   # Σ over examples of the example loss
+  examples: jax.Array   # examples with at least one real context word
+  pairs: jax.Array      # real (center, context) pairs
+
+
+def _metrics(example_loss, batch: Batch) -> Metrics:
+  n = jnp.sum(batch.mask, axis=1)
+  return Metrics(jnp.sum(example_loss).astype(jnp.float32), jnp.sum(n > 0).astype(jnp.float32),
+                 jnp.sum(n).astype(jnp.float32))
+
+
+SGRAM_NEG_FORMS = ("swapped", "shared", "pairs")
+
+
+def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: str = "swapped") -> Callable:
+  """word2vec's sparse SGD: params += −lr · (row gradients of the summed loss).
+
+  For sgram_neg, `sgram_neg_form` picks how a window's negatives are used (see kernels.py):
+    "swapped"  word2vec.c's orientation, K negatives shared by the window (Ji et al.'s HogBatch);
+               sgram_neg's loss on kernels.swap_pairs(batch). The default: it matches gensim.
+    "shared"   the model as defined: h = v_center, K negatives shared by its context words.
+    "pairs"    K negatives per (center, context) pair: the batch is built with C·K negatives and
+               split by `per_pair` into B·C one-context examples. Slowest; word2vec.c's exact sampling.
+  """
+  row_grads = models.get(name).row_grads
+  if name.startswith("cbow"):
+    row_grads = functools.partial(row_grads, cbow_context_grad=cbow_context_grad)
+  if name == "sgram_neg" and sgram_neg_form == "swapped":
+    row_grads = kernels.sgram_neg_swapped_row_grads
+
+  def step(state: TrainState, batch: Batch, lr) -> tuple[TrainState, Metrics]:
+    loss, rg = row_grads(state.params, batch)
+    return state._replace(params=models.apply_rows(state.params, rg, -lr)), _metrics(loss, batch)
+  return step
+
+
+def make_research_step(name: str, optimizer_factory=optax.sgd, **optimizer_kwargs):
+  """(init, step): autodiff of the mean loss plus any optax optimizer taking `learning_rate`."""
+  model = models.get(name)
+  opt = optax.inject_hyperparams(optimizer_factory)(learning_rate=0.0, **optimizer_kwargs)
+  per_example = jax.vmap(model.example_loss, in_axes=(None, 0))
+
+  def init(params: Params) -> TrainState:
+    return TrainState(params, opt.init(params))
+
+  def step(state: TrainState, batch: Batch, lr) -> tuple[TrainState, Metrics]:
+    def mean_loss(p):
+      losses = per_example(p, batch)
+      return jnp.mean(losses), losses
+    (_, losses), grads = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
+    opt_state = state.opt_state
+    opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, opt_state.hyperparams["learning_rate"].dtype)
+    updates, opt_state = opt.update(grads, opt_state, state.params)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state), _metrics(losses, batch)
+  return init, step
+
+
+def linear_lr(lr: float, min_ratio: float, progress):
+  """word2vec.c's schedule: lr · (1 − progress), floored at lr · min_ratio."""
+  return lr * jnp.maximum(1.0 - progress, min_ratio)
+
+
+class EpochData(NamedTuple):
+  """What a chunk of steps reads on the device: the epoch's kept tokens, padded to a fixed length."""
+  tokens: jax.Array     # int32 [N]  kept tokens, then padding
+  sent: jax.Array       # int32 [N]  sentence id, -1 on padding (masks it out of every window)
+  noise: sampling.AliasTable
+  key: jax.Array        # the epoch's key, batches.epoch_key(seed, epoch)
+  steps: jax.Array      # int32 []   real steps in this epoch (the lr schedule's denominator)
+  epoch: jax.Array      # int32 []
+
+
+def per_pair(batch: Batch, neg: int) -> Batch:
+  """[B] examples with C·K negatives -> [B·C] one-context examples with K negatives each.
+
+  For sgram_neg this gives every (center, context) pair its own negatives, as word2vec.c draws them.
+  """
+  B, C = batch.context.shape
+  return Batch(jnp.repeat(batch.center, C), batch.context.reshape(B * C, 1), batch.mask.reshape(B * C, 1),
+               batch.negatives.reshape(B * C, neg))
+
+
+def make_train_chunk(step: Callable, *, steps_per_call: int, batch_size: int, window: int, neg: int,
+                     reduced_window: bool, lr: float, min_lr_ratio: float, epochs: int,
+                     pair_negatives: bool = False) -> Callable:
+  """chunk(state, data, first_step) -> (state, Metrics): `steps_per_call` steps under one lax.scan.
+
+  Batches are built on the device from explicit keys (batches.make_batches), so nothing crosses from
+  the host per step. Steps past the epoch's end see all-padding batches: zero loss, zero update.
+  With `pair_negatives`, batches carry C·K negatives and are split into pairs (`per_pair`).
+  Jit it once at the call site with the state donated.
+  """
+  def chunk(state: TrainState, data: EpochData, first_step) -> tuple[TrainState, Metrics]:
+    stacked = batches.make_batches(data.tokens, data.sent, data.key, first_step, data.noise,
+                                   num_steps=steps_per_call, batch_size=batch_size, window=window,
+                                   neg=neg * 2 * window if pair_negatives else neg,
+                                   reduced_window=reduced_window)
+    if pair_negatives:
+      stacked = jax.vmap(per_pair, in_axes=(0, None))(stacked, neg)
+
+    def body(state, xs):
+      i, batch = xs
+      progress = (data.epoch + (first_step + i) / data.steps) / epochs
+      return step(state, batch, linear_lr(lr, min_lr_ratio, progress))
+
+    state, ms = jax.lax.scan(body, state, (jnp.arange(steps_per_call), stacked))
+    return state, jax.tree.map(jnp.sum, ms)
+  return chunk

@@ -1,0 +1,287 @@
+"""Grids of training runs: expansion, one directory per run, resumption, a lock, and results tables.
+
+    from w2v_jax import sweep, TrainConfig
+    rows = sweep.run_grid(TrainConfig(epochs=1), {"model": ["sgram_neg"], "window": [2, 5, 10],
+                          "neg": [2, 5, 15], "dim": [50, 100, 300]}, corpus="text.txt.gz", workdir="runs/s")
+
+Grid keys are TrainConfig field names; the grid is their product. Each run trains with `api.train` in
+workdir/<name>, named from its settings (`sgram_neg-w5-k5-d100`; a swept field other than these four is
+appended as `-<field><value>`). Full-softmax models (cbow, sgram) draw no negatives, so their `neg` axis
+collapses to one run with neg = 0 (named `sgram-w5-d100`). Rerunning skips the runs whose summary.json says
+finished, resumes interrupted ones from their checkpoint, and retrains the rest; results.csv,
+results.jsonl and results.md (finished runs of the grid, in grid order) are rebuilt after every run, and
+plots/*.png at the end. A workdir is locked (workdir/.lock) while a sweep writes to it.
+"""
+import contextlib
+import csv
+import dataclasses
+import fcntl
+import io
+import itertools
+import json
+import os
+import pathlib
+import typing
+from typing import Callable, Sequence
+
+from w2v_jax import api, batches, checkpoint, plots
+from w2v_jax import corpus as corpus_lib
+from w2v_jax.config import TrainConfig
+from w2v_jax.errors import W2VError
+
+SHORT = {"window": "w", "neg": "k", "dim": "d"}  # name parts, in this order after the model
+METRICS = ("analogy_accuracy", "analogy_semantic", "analogy_syntactic", "ws353_spearman", "words_per_sec",
+           "train_seconds", "final_loss", "compile_seconds", "analogy_questions", "ws353_oov_rate",
+           "vocab_size", "corpus_words")
+RUN_RECORD = "run.json"  # what a run directory was started with: its config and corpus
+
+
+def uses_negatives(model: str) -> bool:
+  return model.endswith("_neg")
+
+
+def _type_ok(value, annotation) -> bool:
+  """Whether a grid value fits a TrainConfig field's annotation (int for float is fine, bool is not int)."""
+  for kind in typing.get_args(annotation) or (annotation,):
+    if value is None and kind is type(None):
+      return True
+    if isinstance(value, bool) != (kind is bool):
+      continue
+    if isinstance(value, kind) or (kind is float and isinstance(value, int)):
+      return True
+  return False
+
+
+def check_grid(grid: dict[str, Sequence]) -> None:
+  """Raises W2VError for an empty grid, an unknown field, an empty list or a value of the wrong type."""
+  fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+  if not grid:
+    raise W2VError("the grid is empty: give at least one setting to sweep, e.g. --windows=2,5")
+  for key, values in grid.items():
+    if key not in fields:
+      raise W2VError(f"cannot sweep {key!r}: not a TrainConfig setting (these are: {', '.join(fields)})")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+      raise W2VError(f"the list of {key} values is empty or not a list: give at least one value")
+    for v in values:
+      if not _type_ok(v, fields[key]):
+        raise W2VError(f"bad {key} value {v!r}: expected {getattr(fields[key], '__name__', fields[key])}")
+
+
+def run_name(cfg: TrainConfig, swept: Sequence[str] = ()) -> str:
+  """`sgram_neg-w5-k5-d100` (no k part for full-softmax models), then any other swept field."""
+  parts = [cfg.model] + [f"{s}{getattr(cfg, key)}" for key, s in SHORT.items()
+                         if key != "neg" or uses_negatives(cfg.model)]
+  parts += [f"{key}{getattr(cfg, key)}" for key in swept if key not in SHORT and key != "model"]
+  return "-".join("".join(c if c.isalnum() or c in "._+" else "_" for c in p) for p in parts)
+
+
+def expand(base: TrainConfig, grid: dict[str, Sequence]) -> list[tuple[str, TrainConfig]]:
+  """The grid's runs as (name, validated config), in product order (first key outermost), no repeats."""
+  check_grid(grid)
+  plan: dict[str, TrainConfig] = {}
+  for values in itertools.product(*grid.values()):
+    cfg = dataclasses.replace(base, **dict(zip(grid, values)))
+    if not uses_negatives(cfg.model):
+      cfg = dataclasses.replace(cfg, neg=0)   # the neg axis is void for a full softmax: one run
+    name = run_name(cfg, list(grid))
+    try:
+      cfg.validate()
+    except W2VError as e:
+      raise W2VError(f"sweep point {name}: {e}") from None
+    plan.setdefault(name, cfg)
+  return list(plan.items())
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: pathlib.Path):
+  """Holds an exclusive flock on workdir/.lock, or raises W2VError at once if another sweep holds it."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  with open(workdir / ".lock", "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip()
+      raise W2VError(f"another sweep is writing to {workdir}" + (f" (pid {holder})" if holder else "") +
+                     "; wait for it to end, or choose another --workdir") from None
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    try:
+      yield
+    finally:
+      f.truncate(0)
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_json(path: pathlib.Path) -> dict | None:
+  try:
+    return json.loads(path.read_text())
+  except (OSError, ValueError):
+    return None
+
+
+def _config_diff(recorded: dict, cfg: TrainConfig) -> list[str]:
+  old = TrainConfig.from_dict(recorded)   # fields added since it was written take their defaults
+  return [f"{f.name}={getattr(old, f.name)!r} there, {getattr(cfg, f.name)!r} here"
+          for f in dataclasses.fields(TrainConfig) if getattr(old, f.name) != getattr(cfg, f.name)]
+
+
+def check_existing(run_dir: pathlib.Path, cfg: TrainConfig, corpus_files: list[str]) -> None:
+  """Raises W2VError if run_dir already holds a run of other settings or another corpus."""
+  record = _read_json(run_dir / RUN_RECORD) or {}
+  summary = _read_json(run_dir / "summary.json") or {}
+  recorded = record.get("config") or summary.get("config")
+  diff = [] if recorded is None else _config_diff(recorded, cfg)
+  if record.get("corpus") not in (None, corpus_files):
+    diff.append(f"corpus {', '.join(record['corpus'])} there")
+  if diff:
+    raise W2VError(f"{run_dir} holds a run with other settings ({'; '.join(diff)}): use another --workdir, "
+                   "or delete that directory")
+
+
+def finished_summary(run_dir: pathlib.Path) -> dict | None:
+  summary = _read_json(run_dir / "summary.json")
+  return summary if summary is not None and summary.get("status") == "finished" else None
+
+
+def _resumable(run_dir: pathlib.Path, cfg: TrainConfig) -> bool:
+  """A checkpoint short of the end resumes; one at the end without a summary (its timing lost) or none
+  means training again from scratch."""
+  if not (run_dir / checkpoint.FILENAME).exists():
+    return False
+  saved = checkpoint.load(run_dir)
+  if saved is not None and saved[1].epoch < cfg.epochs:
+    return True
+  (run_dir / checkpoint.FILENAME).unlink()
+  return False
+
+
+def result_row(name: str, summary: dict) -> dict:
+  """One results row: the run's name, every setting (lr resolved), then the metrics."""
+  cfg = TrainConfig.from_dict(summary["config"])
+  settings = dataclasses.asdict(cfg)
+  settings["lr"] = cfg.learning_rate
+  return {"name": name, **settings, **{m: summary.get(m) for m in METRICS}}
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
+def _fmt(key: str, value) -> str:
+  if value is None:
+    return "–"
+  if key.startswith("analogy_") and key != "analogy_questions":
+    return f"{100 * value:.2f}"
+  if key == "ws353_spearman":
+    return f"{value:.3f}"
+  if key == "words_per_sec":
+    return f"{value / 1e3:,.0f}"
+  if key in ("train_seconds", "final_loss"):
+    return f"{value:.1f}" if key == "train_seconds" else f"{value:.4f}"
+  return str(value)
+
+
+MD_METRICS = {"analogy_accuracy": "analogy %", "analogy_semantic": "semantic %",
+              "analogy_syntactic": "syntactic %", "ws353_spearman": "WS-353 ρ",
+              "words_per_sec": "k words/s", "train_seconds": "train s", "final_loss": "final loss"}
+
+
+def markdown_table(rows: list[dict], swept: Sequence[str]) -> str:
+  """A results.md: the settings shared by every row in one line, then a table of the ones that differ."""
+  if not rows:
+    return "No finished runs yet.\n"
+  settings = [f.name for f in dataclasses.fields(TrainConfig)]
+  varying = [k for k in settings if k in swept or len({repr(r[k]) for r in rows}) > 1]
+  fixed = [f"{k}={rows[0][k]}" for k in settings if k not in varying]
+  lines = [f"Fixed settings: {', '.join(fixed)}.", "",
+           "| " + " | ".join(varying + list(MD_METRICS.values())) + " |",
+           "|" + "---|" * len(varying) + "--:|" * len(MD_METRICS)]
+  for r in rows:
+    lines.append("| " + " | ".join([_fmt(k, r[k]) for k in varying] + [_fmt(k, r[k]) for k in MD_METRICS])
+                 + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_results(workdir: pathlib.Path, rows: list[dict], swept: Sequence[str]) -> None:
+  """results.csv, results.jsonl and results.md, each replaced atomically."""
+  buf = io.StringIO()
+  if rows:
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+  _write_atomic(workdir / "results.csv", buf.getvalue())
+  _write_atomic(workdir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+  _write_atomic(workdir / "results.md", markdown_table(rows, swept))
+
+
+def collect_rows(workdir: pathlib.Path, plan: list[tuple[str, TrainConfig]]) -> list[dict]:
+  """Rows of the plan's finished runs, read back from their summary.json files."""
+  rows = []
+  for name, _ in plan:
+    if (summary := finished_summary(workdir / name)) is not None:
+      rows.append(result_row(name, summary))
+  return rows
+
+
+def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, cache_dir=None,
+             on_event: Callable[[dict], None] | None = None, on_log: Callable[[dict], None] | None = None,
+             should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
+             log_every_s: float = 2.0, make_plots: bool = True) -> list[dict]:
+  """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
+
+  Everything is checked before any training: the grid, the lock, the corpus (prepared once into
+  cache_dir, which every run then reads), and that no run directory holds other settings. on_event gets
+  {"event": "skip" | "start" | "resume" | "done" | "interrupted", "index", "total", "name", "run_dir"}
+  (and "summary" with "done"/"interrupted"); on_log gets each run's training log records. When
+  should_stop() turns true the run in flight stops at its next checkpoint and no other run starts.
+  """
+  plan = expand(base, grid)
+  workdir = pathlib.Path(workdir)
+  cache_dir = api.default_cache_dir() if cache_dir is None else cache_dir
+  paths = [api.DEFAULT_CORPUS] if corpus is None else corpus
+  corpus_files = [str(p.resolve()) for p in corpus_lib.resolve_paths(paths)]
+  emit = on_event or (lambda event: None)
+  with workdir_lock(workdir):
+    vocab_sizes = {}
+    for _, cfg in plan:
+      key = (cfg.min_count, cfg.max_vocab_size)
+      if key not in vocab_sizes:
+        vocab_sizes[key] = len(corpus_lib.prepare(paths, *key, cache_dir)[0].words)
+    for name, cfg in plan:
+      batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
+                             vocab_size=vocab_sizes[(cfg.min_count, cfg.max_vocab_size)])
+      check_existing(workdir / name, cfg, corpus_files)
+    swept = list(grid)
+    write_results(workdir, collect_rows(workdir, plan), swept)
+    for i, (name, cfg) in enumerate(plan):
+      run_dir = workdir / name
+      event = {"index": i, "total": len(plan), "name": name, "run_dir": str(run_dir)}
+      if finished_summary(run_dir) is not None:
+        emit({"event": "skip", **event})
+        continue
+      if should_stop():
+        break
+      resume = _resumable(run_dir, cfg)
+      emit({"event": "resume" if resume else "start", **event})
+      run_dir.mkdir(parents=True, exist_ok=True)
+      _write_atomic(run_dir / RUN_RECORD, json.dumps({"name": name, "config": json.loads(cfg.to_json()),
+                                                      "corpus": corpus_files}, indent=2) + "\n")
+      try:
+        result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
+                           should_stop=should_stop, checkpoint_every=checkpoint_every,
+                           log_every_s=log_every_s)
+      except W2VError as e:
+        raise W2VError(f"run {name}: {e}") from None
+      write_results(workdir, collect_rows(workdir, plan), swept)
+      interrupted = result.summary["status"] == "interrupted"
+      emit({"event": "interrupted" if interrupted else "done", **event, "summary": result.summary})
+      if interrupted:
+        break
+    rows = collect_rows(workdir, plan)
+    if make_plots:
+      plots.sweep_plots(rows, swept, workdir / "plots")
+  return rows

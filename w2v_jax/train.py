@@ -1,0 +1,167 @@
+"""The training loop: epochs of jitted step chunks, interval metrics, checkpoints, a clean stop.
+
+The library prints nothing: progress goes to `on_log(record)`, and `should_stop()` lets a signal
+handler end the run at the next chunk boundary (a checkpoint is written there).
+"""
+import dataclasses
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from w2v_jax import batches, checkpoint, models, sampling
+from w2v_jax import step as step_lib
+from w2v_jax.config import TrainConfig
+from w2v_jax.corpus import EncodedCorpus
+from w2v_jax.errors import W2VError
+from w2v_jax.types import Params
+from w2v_jax.vocab import Vocab
+
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "adagrad": optax.adagrad, "rmsprop": optax.rmsprop}
+
+
+class Diverged(W2VError):
+  """The loss became non-finite; the last good checkpoint was kept."""
+
+
+@dataclasses.dataclass
+class FitResult:
+  params: Params
+  history: list[dict]           # one record per log step
+  status: str                   # "finished" or "interrupted"
+  train_seconds: float          # wall time of the steps, first compile included
+  compile_seconds: float        # time of the first call beyond a steady-state call's
+  words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
+
+
+def make_step(cfg: TrainConfig):
+  """(init_state, step) for cfg.optimizer: word2vec's sparse SGD, or autodiff + an optax optimizer."""
+  if cfg.optimizer == "word2vec":
+    return step_lib.TrainState, step_lib.make_fast_step(cfg.model, cfg.cbow_context_grad,
+                                                        cfg.sgram_neg_form)
+  return step_lib.make_research_step(cfg.model, OPTIMIZERS[cfg.optimizer])
+
+
+def epoch_data(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, epoch: int) -> step_lib.EpochData:
+  """The epoch's subsample (host numpy, seeded by (seed, epoch)), padded to the corpus length."""
+  keep = sampling.keep_probs(vocab.counts, cfg.sample)
+  tok, sent = sampling.subsample(corpus, keep, cfg.seed, epoch)
+  if len(tok) == 0:
+    raise W2VError(f"--sample={cfg.sample} kept no words in epoch {epoch}: raise --sample or use 0")
+  n = len(corpus.tokens)   # a fixed length, so the chunk is compiled once for every epoch
+  tokens = np.zeros(n, np.int32)
+  tokens[:len(tok)] = tok
+  sents = np.full(n, -1, np.int32)
+  sents[:len(sent)] = sent
+  noise = jax.tree.map(jnp.asarray, sampling.noise_alias(vocab.counts, cfg.ns_exponent))
+  return step_lib.EpochData(jnp.asarray(tokens), jnp.asarray(sents), noise,
+                            batches.epoch_key(cfg.seed, epoch),
+                            jnp.int32(batches.num_batches(len(tok), cfg.batch_size)), jnp.int32(epoch))
+
+
+def fingerprint(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus) -> dict:
+  """What a checkpoint must match to be resumed: the config and the data it was trained on."""
+  return {"config": cfg.to_json(), "vocab_size": len(vocab.words), "tokens": int(len(corpus.tokens)),
+          "raw_words": int(corpus.stats.raw_words)}
+
+
+def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, resume: bool = False,
+        on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
+        log_every_s: float = 2.0, checkpoint_every: int = 2000) -> FitResult:
+  """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks."""
+  cfg.validate()
+  batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
+                         vocab_size=len(vocab.words))
+  init_state, step = make_step(cfg)
+  chunk = jax.jit(step_lib.make_train_chunk(
+      step, steps_per_call=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window,
+      neg=cfg.neg, reduced_window=cfg.reduced_window, lr=cfg.learning_rate,
+      min_lr_ratio=cfg.min_lr_ratio, epochs=cfg.epochs,
+      pair_negatives=cfg.model == "sgram_neg" and cfg.sgram_neg_form == "pairs"),
+      donate_argnums=0)
+  meta = fingerprint(cfg, vocab, corpus)
+  state = init_state(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  position = checkpoint.Position(0, 0)
+  if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
+    saved_state, position, saved_meta = saved
+    if saved_meta.get("fingerprint") != meta:
+      raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
+                     "use another --workdir, or drop --resume")
+    state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
+
+  raw_words = float(corpus.stats.raw_words)
+  history: list[dict] = []
+  zeros = step_lib.Metrics(*(jnp.zeros((), jnp.float32),) * 3)
+  acc = zeros
+  t0 = t_log = time.perf_counter()
+  compile_s, calls, status = 0.0, 0, "finished"
+  words_start = words_log = None
+
+  def words_at(epoch, step, steps):
+    return raw_words * (epoch + min(step, steps) / steps)
+
+  def check_and_log(epoch, step, steps, final=False):
+    """Fetches the interval's metrics (the only host sync), checks them, and logs a record."""
+    nonlocal acc, t_log, words_log
+    m, acc = jax.device_get(acc), zeros
+    loss = float(m.loss_sum / max(m.examples, 1.0))
+    if not np.isfinite(loss):
+      raise Diverged(f"the loss became non-finite in epoch {epoch + 1} near step {step} with "
+                     f"--lr={cfg.learning_rate}: lower --lr (the last good checkpoint was kept)")
+    if m.examples == 0:
+      return
+    now, words = time.perf_counter(), words_at(epoch, step, steps)
+    progress = words / (raw_words * cfg.epochs)
+    rate = (words - words_log) / max(now - t_log, 1e-9)
+    record = {"epoch": epoch + 1, "step": min(step, steps), "progress": progress, "loss": loss,
+              "examples": float(m.examples), "pairs": float(m.pairs),
+              "lr": float(step_lib.linear_lr(cfg.learning_rate, cfg.min_lr_ratio, progress)),
+              "words_per_sec": rate, "elapsed_s": now - t0,
+              "eta_s": (raw_words * cfg.epochs - words) / max(rate, 1e-9), "final": final}
+    history.append(record)
+    if on_log is not None:
+      on_log(record)
+    t_log, words_log = now, words
+
+  def save(epoch, step, steps):
+    if workdir is not None:
+      where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
+      checkpoint.save(workdir, state, where, {"fingerprint": meta})
+
+  epoch, first, steps = position.epoch, position.step, 1
+  for epoch in range(position.epoch, cfg.epochs):
+    data = epoch_data(cfg, vocab, corpus, epoch)
+    steps = int(data.steps)
+    first = position.step if epoch == position.epoch else 0
+    if words_start is None:
+      words_start = words_log = words_at(epoch, first, steps)
+    while first < steps:
+      t_call = time.perf_counter()
+      state, m = chunk(state, data, jnp.int32(first))
+      acc = jax.tree.map(jnp.add, acc, m)
+      first += cfg.steps_per_call
+      calls += 1
+      if calls <= 2:   # the first call's excess over the second (steady) one is compilation
+        jax.block_until_ready(m)
+        compile_s += (1 if calls == 1 else -1) * (time.perf_counter() - t_call)
+      stop = should_stop()
+      ckpt_due = workdir is not None and (calls * cfg.steps_per_call) % checkpoint_every < cfg.steps_per_call
+      if stop or ckpt_due or time.perf_counter() - t_log >= log_every_s:
+        check_and_log(epoch, first, steps)   # raises Diverged before a bad checkpoint is written
+        if stop or ckpt_due:
+          save(epoch, first, steps)
+      if stop:
+        status = "interrupted"
+        break
+    if status == "interrupted":
+      break
+  if status == "finished":
+    check_and_log(epoch, first, steps, final=True)
+    save(cfg.epochs, 0, 1)
+  jax.block_until_ready(state)
+  words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
+  return FitResult(state.params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
+                   words_end - (words_end if words_start is None else words_start))
