@@ -47,6 +47,8 @@ def _report(e: dict) -> None:
     print(f"{head}: finished earlier, skipped", flush=True)
   elif e["event"] in ("start", "resume"):
     print(f"{head}: {'resuming from its checkpoint' if e['event'] == 'resume' else 'training'}", flush=True)
+  elif e["event"] == "interrupted":
+    print(f"{head}: stopped, checkpoint saved", flush=True)
   elif e["event"] == "done":
     s = e["summary"]
     print(f"{head}: analogy {100 * s['analogy_accuracy']:.2f}%, WS-353 rho {s['ws353_spearman']:.3f}, "

@@ -35,3 +35,35 @@ def test_swapped_pairs_hold_the_same_pairs():
   fwd = sorted(zip(np.repeat(batch.center, 6)[real.ravel()], np.asarray(batch.context)[real]))
   back = sorted(zip(np.asarray(pairs.context)[:, 0][real.ravel()], np.asarray(pairs.center)[real.ravel()]))
   assert fwd == back
+
+
+def _span(rng, V, B, window, K):
+  from w2v_jax.types import SpanBatch
+  C = 2 * window
+  mask = (rng.random((B, C)) < 0.6).astype(np.float64)
+  mask[0] = 0.0
+  return SpanBatch(jax.numpy.asarray(rng.integers(0, min(V, 5), B + C), jax.numpy.int32),   # many repeats
+                   jax.numpy.asarray(mask), jax.numpy.asarray(rng.integers(0, V, (B, K)), jax.numpy.int32))
+
+
+@pytest.mark.parametrize("window", [1, 3])
+def test_span_kernels_equal_their_batch_forms(window):
+  from w2v_jax.batches import to_batch
+  rng = np.random.default_rng(7)
+  V, D, B, K = 9, 4, 10, 3
+  params, span = random_params(rng, V, D), _span(rng, V, B, window, K)
+  batch = to_batch(span)
+  cases = [(kernels.sgram_neg_swapped_span_row_grads, kernels.sgram_neg_swapped_row_grads, {})]
+  for rule in ("sum", "mean"):
+    cases.append((kernels.cbow_neg_span_row_grads, models.cbow_neg_row_grads, {"cbow_context_grad": rule}))
+  for span_fn, batch_fn, kw in cases:
+    l1, r1 = span_fn(params, span, **kw)
+    l2, r2 = batch_fn(params, batch, **kw)
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    for a, b in zip(_dense(params, r1, 1.0), _dense(params, r2, 1.0)):
+      np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+  # and the exact rule is the gradient of the model's loss
+  _, rg = kernels.cbow_neg_span_row_grads(params, span, cbow_context_grad="mean")
+  auto = jax.grad(models.get("cbow_neg").loss)(params, batch)
+  for a, c in zip(auto, _dense(params, rg, 1.0 / B)):
+    np.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-13)

@@ -13,7 +13,7 @@ import numpy as np
 from w2v_jax import sampling
 from w2v_jax.corpus import EncodedCorpus
 from w2v_jax.errors import W2VError
-from w2v_jax.types import Batch
+from w2v_jax.types import Batch, SpanBatch
 
 _WINDOW_SALT, _NEGATIVES_SALT = 1, 2  # fold_in constants: independent streams from one step key
 
@@ -46,6 +46,15 @@ def epoch_key(seed: int, epoch: int) -> jax.Array:
   return jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
 
 
+def to_batch(span: SpanBatch) -> Batch:
+  """The `Batch` a `SpanBatch` stands for (context ids 0 where masked)."""
+  B, C = span.mask.shape
+  window = C // 2
+  ctx = jnp.stack([span.tokens[window + o:window + o + B] for o in context_offsets(window)], axis=1)
+  return Batch(center=span.tokens[window:window + B], context=jnp.where(span.mask > 0, ctx, 0),
+               mask=span.mask, negatives=span.negatives)
+
+
 def make_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: jax.Array,
                noise: sampling.AliasTable, *, batch_size: int, window: int, neg: int,
                reduced_window: bool = True) -> Batch:
@@ -53,6 +62,14 @@ def make_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: jax.Ar
 
   tokens, sent: int32 [N'] from `sampling.subsample`; noise: from `sampling.noise_alias`.
   """
+  return to_batch(make_span_batch(tokens, sent, start, key, noise, batch_size=batch_size, window=window,
+                                  neg=neg, reduced_window=reduced_window))
+
+
+def make_span_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: jax.Array,
+                    noise: sampling.AliasTable, *, batch_size: int, window: int, neg: int,
+                    reduced_window: bool = True) -> SpanBatch:
+  """`make_batch`'s batch as a `SpanBatch`: the same draws from the same key."""
   check_settings(batch_size=batch_size, window=window, neg=neg)  # V is not static: iter_batches checks it
   n = tokens.shape[0]
   if n == 0:
@@ -71,7 +88,6 @@ def make_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: jax.Ar
 
   center_sent = at(span_sent, 0)                                                        # [B]
   # Slots are stacked as [C, B] and transposed at the end: 3x faster on the CPU than stacking on axis 1.
-  ctx = jnp.stack([at(span_tok, o) for o in offsets])                                  # [C, B]
   ok = jnp.stack([at(span_sent, o) == center_sent for o in offsets]) & (center_sent >= 0)  # [C, B]
   if reduced_window:
     # word2vec.c draws b uniformly from 1..W per center and keeps |offset| <= b.
@@ -79,24 +95,27 @@ def make_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: jax.Ar
     b = (bits % jnp.uint32(window)).astype(jnp.int32) + 1                              # [B]
     ok &= np.abs(offsets)[:, None] <= b[None, :]
   # Ids in padding are 0, a valid row, so a gather in any model stays in bounds.
-  center = jnp.where(center_sent >= 0, at(span_tok, 0), 0)
   negs = sampling.negatives(jax.random.fold_in(key, _NEGATIVES_SALT), noise, (batch_size, neg))  # [B, K]
-  return Batch(center=center, context=jnp.where(ok, ctx, 0).T, mask=ok.astype(jnp.float32).T,
-               negatives=negs)
+  return SpanBatch(tokens=jnp.where(span_sent >= 0, span_tok, 0), mask=ok.astype(jnp.float32).T,
+                   negatives=negs)
 
 
 def step_batch(tokens: jax.Array, sent: jax.Array, key: jax.Array, step: jax.Array,
                noise: sampling.AliasTable, *,
-               batch_size: int, window: int, neg: int, reduced_window: bool = True) -> Batch:
-  """Batch `step` of an epoch whose key is `key` (from `epoch_key`): the stream's one contract."""
+               batch_size: int, window: int, neg: int, reduced_window: bool = True,
+               span: bool = False) -> Batch | SpanBatch:
+  """Batch `step` of an epoch whose key is `key` (from `epoch_key`): the stream's one contract.
+
+  With span=True it is the same batch as a `SpanBatch`."""
   step = jnp.asarray(step, dtype=jnp.int32)
-  return make_batch(tokens, sent, step * batch_size, jax.random.fold_in(key, step), noise,
-                    batch_size=batch_size, window=window, neg=neg, reduced_window=reduced_window)
+  make = make_span_batch if span else make_batch
+  return make(tokens, sent, step * batch_size, jax.random.fold_in(key, step), noise,
+              batch_size=batch_size, window=window, neg=neg, reduced_window=reduced_window)
 
 
 def make_batches(tokens: jax.Array, sent: jax.Array, key: jax.Array, first_step: jax.Array,
                  noise: sampling.AliasTable, *, num_steps: int, batch_size: int, window: int, neg: int,
-                 reduced_window: bool = True) -> Batch:
+                 reduced_window: bool = True, span: bool = False) -> Batch | SpanBatch:
   """Batches first_step .. first_step+num_steps-1 stacked on a leading axis [S]: vmap of `step_batch`.
 
   On the CPU, one vmap over S batches builds them faster than one batch per lax.scan iteration
@@ -104,7 +123,8 @@ def make_batches(tokens: jax.Array, sent: jax.Array, key: jax.Array, first_step:
   """
   steps = jnp.asarray(first_step, dtype=jnp.int32) + jnp.arange(num_steps, dtype=jnp.int32)  # [S]
   return jax.vmap(lambda step: step_batch(tokens, sent, key, step, noise, batch_size=batch_size,
-                                          window=window, neg=neg, reduced_window=reduced_window))(steps)
+                                          window=window, neg=neg, reduced_window=reduced_window,
+                                          span=span))(steps)
 
 
 def make_batch_np(tokens: np.ndarray, sent: np.ndarray, start: int, rng: np.random.Generator,

@@ -20,8 +20,10 @@ models.get("sgram_neg").loss on swap_pairs(batch).
 import jax
 import jax.numpy as jnp
 
+from w2v_jax import models
+from w2v_jax.batches import context_offsets
 from w2v_jax.models import RowGrads
-from w2v_jax.types import Batch, Params
+from w2v_jax.types import Batch, Params, SpanBatch
 
 
 def swap_pairs(batch: Batch) -> Batch:
@@ -40,16 +42,62 @@ def sgram_neg_swapped_row_grads(params: Params, batch: Batch):
     ∂L/∂h_j = Σ_t G_{jt} T_t   (G T)      ∂L/∂T_t = Σ_j G_{jt} h_j   (Gᵀ h)
   Both are small matrix products per window: no per-pair gather of the center or the negatives.
   """
-  h = params.W_in[batch.context]                                              # [B, C, D]
-  targets = params.W_out[jnp.concatenate([batch.center[:, None], batch.negatives], axis=1)]  # [B, 1+K, D]
+  loss, dh, out_idx, out_rows = _swapped(params, params.W_in[batch.context], batch.center,
+                                         batch.negatives, batch.mask)
+  return loss, RowGrads(batch.context.reshape(-1), dh.reshape(-1, dh.shape[-1]), out_idx, out_rows)
+
+
+def _swapped(params: Params, h, center, negatives, mask):
+  """The swapped-form maths on gathered context rows h [B, C, D]; returns ∂L/∂h as [B, C, D]."""
+  targets = params.W_out[jnp.concatenate([center[:, None], negatives], axis=1)]  # [B, 1+K, D]
   s = jnp.einsum("bcd,btd->bct", h, targets)                                   # [B, C, 1+K]
   sign = jnp.concatenate([-jnp.ones((1,), s.dtype), jnp.ones((s.shape[-1] - 1,), s.dtype)])
-  m = batch.mask[:, :, None]
+  m = mask[:, :, None]
   loss = jnp.sum(m * jax.nn.softplus(sign * s), axis=(1, 2))                   # [B]
   label = (sign < 0).astype(s.dtype)                                           # 1 for the positive
   g = m * (jax.nn.sigmoid(s) - label)                                          # [B, C, 1+K]
-  dh = jnp.einsum("bct,btd->bcd", g, targets)
-  dt = jnp.einsum("bct,bcd->btd", g, h)
-  D = h.shape[-1]
-  out_idx = jnp.concatenate([batch.center[:, None], batch.negatives], axis=1).reshape(-1)
-  return loss, RowGrads(batch.context.reshape(-1), dh.reshape(-1, D), out_idx, dt.reshape(-1, D))
+  dh = sum(g[:, :, t, None] * targets[:, None, t, :] for t in range(targets.shape[1]))   # [B, C, D]
+  # Σ over the C slots written out: XLA:CPU runs this 4x faster than the batched dot of the einsum.
+  dt = sum(g[:, c, :, None] * h[:, c, None, :] for c in range(h.shape[1]))    # [B, 1+K, D]
+  out_idx = jnp.concatenate([center[:, None], negatives], axis=1).reshape(-1)
+  return loss, dh, out_idx, dt.reshape(-1, h.shape[-1])
+
+
+# ----------------------------------------------------------------------------- span kernels
+# A batch of B consecutive centers touches only B + 2W positions. Gathering W_in once per position
+# (not once per window slot: B·C rows) and summing each slot's gradient back onto its position with
+# static shifted slices cuts the input-side gathers and scatter-adds by about C = 2W times.
+
+def _slots(rows, B: int, window: int):
+  """[B+2W, D] per-position rows -> [B, C, D]: row of context slot j of center b = rows[W + b + o_j]."""
+  return jnp.stack([rows[window + o:window + o + B] for o in context_offsets(window)], axis=1)
+
+
+def _unslots(grads, window: int):
+  """[B, C, D] per-slot gradients -> [B+2W, D] per position: the transpose of `_slots`."""
+  return sum(jnp.pad(grads[:, j], ((window + o, window - o), (0, 0)))
+             for j, o in enumerate(context_offsets(window)))
+
+
+def sgram_neg_swapped_span_row_grads(params: Params, span: SpanBatch):
+  """`sgram_neg_swapped_row_grads` of batches.to_batch(span), from B+2W input rows."""
+  B, C = span.mask.shape
+  window = C // 2
+  h = _slots(params.W_in[span.tokens], B, window)                   # [B, C, D]
+  center = span.tokens[window:window + B]
+  loss, dh, out_idx, out_rows = _swapped(params, h, center, span.negatives, span.mask)
+  return loss, RowGrads(span.tokens, _unslots(dh, window), out_idx, out_rows)
+
+
+def cbow_neg_span_row_grads(params: Params, span: SpanBatch, cbow_context_grad: str = "sum"):
+  """`models.cbow_neg_row_grads` of batches.to_batch(span), from B+2W input rows."""
+  B, C = span.mask.shape
+  window = C // 2
+  rows = _slots(params.W_in[span.tokens], B, window)                # [B, C, D]
+  n = jnp.sum(span.mask, axis=1)
+  h = jnp.einsum("bc,bcd->bd", span.mask, rows) / jnp.maximum(n, 1.0)[:, None]
+  loss, dh, out_idx, out_rows = models.cbow_neg_head(params, h, n, span.tokens[window:window + B],
+                                                     span.negatives)
+  scale = models.context_scale(span.mask, n, cbow_context_grad)               # [B, C]
+  return loss, RowGrads(span.tokens, _unslots(scale[:, :, None] * dh[:, None, :], window), out_idx,
+                        out_rows)

@@ -103,6 +103,13 @@ def _batch_loss(example_loss):
 
 # ----------------------------------------------------------------------------- closed-form gradients
 
+def context_scale(mask, n, cbow_context_grad: str):
+  """[B, C] factor of ∂L/∂h that each context slot receives (see `_scatter_context`)."""
+  if cbow_context_grad not in CBOW_CONTEXT_GRADS:
+    raise W2VError(f"cbow_context_grad must be one of {CBOW_CONTEXT_GRADS}, got {cbow_context_grad!r}")
+  return mask if cbow_context_grad == "sum" else mask / jnp.maximum(n, 1.0)[:, None]
+
+
 def _scatter_context(batch: Batch, dh, n, cbow_context_grad: str):
   """Rows of W_in for a CBOW context: ∂L/∂v_{context_j} = m_j ∂L/∂h / n.
 
@@ -111,9 +118,7 @@ def _scatter_context(batch: Batch, dh, n, cbow_context_grad: str):
   error by 1/count only when cbow_mean=0): the forward pass averages, but every context word receives
   the *whole* ∂L/∂h, i.e. n times the true gradient of the mean.
   """
-  if cbow_context_grad not in CBOW_CONTEXT_GRADS:
-    raise W2VError(f"cbow_context_grad must be one of {CBOW_CONTEXT_GRADS}, got {cbow_context_grad!r}")
-  scale = batch.mask if cbow_context_grad == "sum" else batch.mask / jnp.maximum(n, 1.0)[:, None]
+  scale = context_scale(batch.mask, n, cbow_context_grad)
   rows = scale[:, :, None] * dh[:, None, :]                                  # [B, C, D]
   return batch.context.reshape(-1), rows.reshape(-1, dh.shape[-1])
 
@@ -190,20 +195,26 @@ def cbow_neg_row_grads(params: Params, batch: Batch, cbow_context_grad: str = "m
   A negative equal to the center (or repeated) simply adds its rows: both are scatter-adds.
   """
   h, n = _batch_h(params, batch)
+  loss, dh, out_idx, out_rows = cbow_neg_head(params, h, n, batch.center, batch.negatives)
+  in_idx, in_rows = _scatter_context(batch, dh, n, cbow_context_grad)
+  return loss, RowGrads(in_idx, in_rows, out_idx, out_rows)
+
+
+def cbow_neg_head(params: Params, h, n, center, negatives):
+  """cbow_neg from the hidden vector on: (loss [B], ∂L/∂h [B, D], W_out rows and their gradients)."""
   valid = (n > 0).astype(h.dtype)
-  u_pos = params.W_out[batch.center]                                         # [B, D]
-  u_neg = params.W_out[batch.negatives]                                      # [B, K, D]
+  u_pos = params.W_out[center]                                               # [B, D]
+  u_neg = params.W_out[negatives]                                            # [B, K, D]
   s_pos = jnp.sum(u_pos * h, axis=1)                                         # [B]
   s_neg = jnp.einsum("bkd,bd->bk", u_neg, h)                                 # [B, K]
   loss = valid * (jax.nn.softplus(-s_pos) + jnp.sum(jax.nn.softplus(s_neg), axis=1))
   g_pos = valid * (jax.nn.sigmoid(s_pos) - 1.0)
   g_neg = valid[:, None] * jax.nn.sigmoid(s_neg)
   dh = g_pos[:, None] * u_pos + jnp.einsum("bk,bkd->bd", g_neg, u_neg)
-  in_idx, in_rows = _scatter_context(batch, dh, n, cbow_context_grad)
-  out_idx = jnp.concatenate([batch.center, batch.negatives.reshape(-1)])
+  out_idx = jnp.concatenate([center, negatives.reshape(-1)])
   out_rows = jnp.concatenate([g_pos[:, None] * h,
                               (g_neg[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1])])
-  return loss, RowGrads(in_idx, in_rows, out_idx, out_rows)
+  return loss, dh, out_idx, out_rows
 
 
 def sgram_neg_row_grads(params: Params, batch: Batch):

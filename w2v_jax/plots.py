@@ -72,7 +72,8 @@ def _strip(ax, rows, x, xs, key, colors, metric, scale, handles) -> None:
   """A categorical x axis (models): every run a point, spread sideways, coloured by the first setting that
   varies; a grey bar marks each category's median (one line per combination would be unreadable)."""
   first = lambda line: line[:1]
-  shades = dict(zip(sorted({first(line) for line in colors}), _colors(len(colors))))
+  groups = sorted({first(line) for line in colors})
+  shades = dict(zip(groups, _colors(len(groups))))
   order = {line: i for i, line in enumerate(colors)}
   for j, v in enumerate(xs):
     mine = [r for r in rows if r[x] == v and r[metric] is not None]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from w2v_jax import batches, kernels, models, sampling
-from w2v_jax.types import Batch, Params
+from w2v_jax.types import Batch, Params, SpanBatch
 
 
 class TrainState(NamedTuple):
@@ -36,8 +36,8 @@ class Metrics(NamedTuple):
   pairs: jax.Array      # real (center, context) pairs
 
 
-def _metrics(example_loss, batch: Batch) -> Metrics:
-  n = jnp.sum(batch.mask, axis=1)
+def _metrics(example_loss, mask) -> Metrics:
+  n = jnp.sum(mask, axis=1)
   return Metrics(jnp.sum(example_loss).astype(jnp.float32), jnp.sum(n > 0).astype(jnp.float32),
                  jnp.sum(n).astype(jnp.float32))
 
@@ -45,7 +45,8 @@ def _metrics(example_loss, batch: Batch) -> Metrics:
 SGRAM_NEG_FORMS = ("swapped", "shared", "pairs")
 
 
-def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: str = "swapped") -> Callable:
+def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: str = "swapped",
+                   span: bool = False) -> Callable:
   """word2vec's sparse SGD: params += −lr · (row gradients of the summed loss).
 
   For sgram_neg, `sgram_neg_form` picks how a window's negatives are used (see kernels.py):
@@ -54,16 +55,28 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
     "shared"   the model as defined: h = v_center, K negatives shared by its context words.
     "pairs"    K negatives per (center, context) pair: the batch is built with C·K negatives and
                split by `per_pair` into B·C one-context examples. Slowest; word2vec.c's exact sampling.
+  With span=True, the negative-sampling kernels read `SpanBatch`es (kernels.py: each position's input
+  row is gathered and scattered once, not once per window); `step.span` tells the caller which to build.
+  Off by default: on XLA:CPU it measured slower than the per-slot form (scripts/bench.py notes), though
+  it moves about 2x fewer rows.
   """
   row_grads = models.get(name).row_grads
   if name.startswith("cbow"):
     row_grads = functools.partial(row_grads, cbow_context_grad=cbow_context_grad)
   if name == "sgram_neg" and sgram_neg_form == "swapped":
     row_grads = kernels.sgram_neg_swapped_row_grads
+  span_kernels = {"sgram_neg": kernels.sgram_neg_swapped_span_row_grads if sgram_neg_form == "swapped"
+                  else None,
+                  "cbow_neg": functools.partial(kernels.cbow_neg_span_row_grads,
+                                                cbow_context_grad=cbow_context_grad)}
+  use_span = span and span_kernels.get(name) is not None
+  if use_span:
+    row_grads = span_kernels[name]
 
-  def step(state: TrainState, batch: Batch, lr) -> tuple[TrainState, Metrics]:
+  def step(state: TrainState, batch: Batch | SpanBatch, lr) -> tuple[TrainState, Metrics]:
     loss, rg = row_grads(state.params, batch)
-    return state._replace(params=models.apply_rows(state.params, rg, -lr)), _metrics(loss, batch)
+    return state._replace(params=models.apply_rows(state.params, rg, -lr)), _metrics(loss, batch.mask)
+  step.span = use_span
   return step
 
 
@@ -84,7 +97,7 @@ def make_research_step(name: str, optimizer_factory=optax.sgd, **optimizer_kwarg
     opt_state = state.opt_state
     opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, opt_state.hyperparams["learning_rate"].dtype)
     updates, opt_state = opt.update(grads, opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state), _metrics(losses, batch)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state), _metrics(losses, batch.mask)
   return init, step
 
 
@@ -127,7 +140,7 @@ def make_train_chunk(step: Callable, *, steps_per_call: int, batch_size: int, wi
     stacked = batches.make_batches(data.tokens, data.sent, data.key, first_step, data.noise,
                                    num_steps=steps_per_call, batch_size=batch_size, window=window,
                                    neg=neg * 2 * window if pair_negatives else neg,
-                                   reduced_window=reduced_window)
+                                   reduced_window=reduced_window, span=getattr(step, "span", False))
     if pair_negatives:
       stacked = jax.vmap(per_pair, in_axes=(0, None))(stacked, neg)
 

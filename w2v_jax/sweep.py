@@ -195,7 +195,8 @@ def markdown_table(rows: list[dict], swept: Sequence[str]) -> str:
   if not rows:
     return "No finished runs yet.\n"
   settings = [f.name for f in dataclasses.fields(TrainConfig)]
-  varying = [k for k in settings if k in swept or len({repr(r[k]) for r in rows}) > 1]
+  varying = [k for k in swept if k in settings] + [
+      k for k in settings if k not in swept and len({repr(r[k]) for r in rows}) > 1]
   fixed = [f"{k}={rows[0][k]}" for k in settings if k not in varying]
   lines = [f"Fixed settings: {', '.join(fixed)}.", "",
            "| " + " | ".join(varying + list(MD_METRICS.values())) + " |",

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from w2v_jax import batches, checkpoint, models, sampling
+from w2v_jax import batches, checkpoint, distributed, models, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.corpus import EncodedCorpus
@@ -70,8 +70,12 @@ def fingerprint(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus) -> dict:
 
 def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
-        log_every_s: float = 2.0, checkpoint_every: int = 2000) -> FitResult:
-  """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks."""
+        log_every_s: float = 2.0, checkpoint_every: int = 2000, mesh=None) -> FitResult:
+  """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
+
+  With a `mesh` (distributed.make_mesh) the chunk runs sharded on it (distributed.py); the returned params,
+  the checkpoints and the metrics are the same host-side arrays as without one.
+  """
   cfg.validate()
   batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                          vocab_size=len(vocab.words))
@@ -91,6 +95,13 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
       raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
                      "use another --workdir, or drop --resume")
     state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
+  # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
+  V = len(vocab.words)
+  host_state = lambda: state if mesh is None else distributed.to_host(state, V, mesh)
+  if mesh is not None:
+    state = distributed.place_state(state, mesh, V)
+    chunk = distributed.shard_chunk(cfg, mesh, state, step)
+  # --- end mesh -----------------------------------------------------------------------------------------
 
   raw_words = float(corpus.stats.raw_words)
   history: list[dict] = []
@@ -129,11 +140,14 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
   def save(epoch, step, steps):
     if workdir is not None:
       where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
-      checkpoint.save(workdir, state, where, {"fingerprint": meta})
+      saved = host_state()   # with a mesh: gathered on every process, written by process 0
+      if jax.process_index() == 0:
+        checkpoint.save(workdir, saved, where, {"fingerprint": meta})
 
   epoch, first, steps = position.epoch, position.step, 1
   for epoch in range(position.epoch, cfg.epochs):
-    data = epoch_data(cfg, vocab, corpus, epoch)
+    data = (epoch_data(cfg, vocab, corpus, epoch) if mesh is None
+            else distributed.epoch_data(cfg, vocab, corpus, epoch, mesh))
     steps = int(data.steps)
     first = position.step if epoch == position.epoch else 0
     if words_start is None:
@@ -163,5 +177,5 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
     save(cfg.epochs, 0, 1)
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
-  return FitResult(state.params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
+  return FitResult(host_state().params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
                    words_end - (words_end if words_start is None else words_start))

@@ -28,3 +28,15 @@ class Batch(NamedTuple):
   context: jax.Array    # int32 [B, C]  its window, C = 2 * window slots (padding slots hold any valid id)
   mask: jax.Array       # float [B, C]  1.0 = real context word, 0.0 = padding
   negatives: jax.Array  # int32 [B, K]  noise words; ignored by the softmax models
+
+
+class SpanBatch(NamedTuple):
+  """The same minibatch as positions: B consecutive centers and the W words either side of them.
+
+  `batches.to_batch` turns it into the `Batch` it stands for: center[b] = tokens[W + b] and
+  context[b, j] = tokens[W + b + offset_j], offsets -W..-1, 1..W. Fast kernels read it to gather
+  each position's row once instead of once per window it falls in (kernels.py).
+  """
+  tokens: jax.Array     # int32 [B+2W]  0 outside the corpus and on padding
+  mask: jax.Array       # float [B, C]
+  negatives: jax.Array  # int32 [B, K]

@@ -1,0 +1,145 @@
+"""w2v_jax against gensim on one corpus with the same settings, plus scaling figures.
+
+    python scripts/bench.py --corpus ../shared/data/dev_corpus.txt.gz
+
+Each system trains in its own subprocess (so peak RSS is its own), on the same corpus, with dim 100,
+window 5, neg 5, min_count 5, sample 1e-3 and 5 epochs unless flags say otherwise. Words/s counts raw
+corpus words x epochs / wall seconds, as gensim and word2vec.c report it; for w2v_jax the wall time
+includes compilation, which is also reported on its own. Quality is scored by the same code
+(w2v_jax.evaluate, which agrees with gensim's evaluate_word_analogies / evaluate_word_pairs).
+Scaling (--scaling): words/s against vocabulary size (synthetic Zipf corpus) and dimension, peak memory
+against 2·V·D·4 bytes + tokens, and the full-softmax models' GFLOP/s against a plain jnp matmul.
+gensim is an optional dependency: `pip install gensim` (or '.[bench]').
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_w2v_jax(args) -> dict:
+  import numpy as np
+  from w2v_jax import api, corpus, train
+  from w2v_jax.config import TrainConfig
+  cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
+                    min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
+                    steps_per_call=args.steps_per_call)
+  t0 = time.perf_counter()
+  vocab, enc = corpus.prepare([args.corpus], cfg.min_count, cache_dir=args.cache_dir)
+  prep = time.perf_counter() - t0
+  fit = train.fit(cfg, vocab, enc)
+  vectors = np.asarray(fit.params.W_in)
+  ev = api.evaluate_vectors(vocab.words, vectors)
+  words = enc.stats.raw_words * cfg.epochs
+  return {"system": "w2v_jax", "model": args.model, "words_per_sec": words / fit.train_seconds,
+          "words_per_sec_excl_compile": words / max(fit.train_seconds - fit.compile_seconds, 1e-9),
+          "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
+          "prepare_seconds": prep, "analogy": ev["analogy"]["accuracy"],
+          "ws353": ev["word_similarity"]["spearman"], "final_loss": fit.history[-1]["loss"],
+          "vocab_size": len(vocab.words), "peak_rss_mb": _peak_rss_mb()}
+
+
+def worker_gensim(args) -> dict:
+  import gzip
+  from gensim.models import Word2Vec
+  from w2v_jax import api
+  opener = gzip.open if args.corpus.endswith(".gz") else open
+  with opener(args.corpus, "rt", encoding="utf-8", errors="replace") as f:
+    sentences = [line.split() for line in f]
+  words = sum(map(len, sentences)) * args.epochs
+  t0 = time.perf_counter()
+  model = Word2Vec(sentences, vector_size=args.dim, window=args.window, negative=args.neg, hs=0,
+                   sg=int(args.model == "sgram_neg"), min_count=args.min_count, sample=args.sample,
+                   epochs=args.epochs, workers=args.workers, seed=1)
+  dt = time.perf_counter() - t0   # gensim's vocabulary scan is included, as in its own logs' totals
+  ev = api.evaluate_vectors(model.wv.index_to_key, model.wv.vectors)
+  return {"system": f"gensim (workers={args.workers})", "model": args.model, "words_per_sec": words / dt,
+          "train_seconds": dt, "analogy": ev["analogy"]["accuracy"],
+          "ws353": ev["word_similarity"]["spearman"], "vocab_size": len(model.wv.index_to_key),
+          "peak_rss_mb": _peak_rss_mb()}
+
+
+def _run_worker(kind, args, **extra) -> dict | None:
+  cmd = [sys.executable, os.path.abspath(__file__), f"--worker={kind}", f"--corpus={args.corpus}",
+         f"--dim={args.dim}", f"--window={args.window}", f"--neg={args.neg}", f"--epochs={args.epochs}",
+         f"--min_count={args.min_count}", f"--sample={args.sample}", f"--workers={args.workers}",
+         f"--batch_size={args.batch_size}", f"--steps_per_call={args.steps_per_call}",
+         f"--cache_dir={args.cache_dir}"] + [f"--{k}={v}" for k, v in extra.items()]
+  out = subprocess.run(cmd, capture_output=True, text=True)
+  if out.returncode != 0:
+    print(f"  {kind} {extra} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+    return None
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(args) -> list[dict]:
+  rows = []
+  print(f"corpus {args.corpus}: dim {args.dim}, window {args.window}, neg {args.neg}, min_count "
+        f"{args.min_count}, sample {args.sample}, {args.epochs} epochs", flush=True)
+  header = (f"| model | system | words/s | vs gensim | compile s | analogy | WS-353 ρ | peak RSS MB |\n"
+            f"| --- | --- | --- | --- | --- | --- | --- | --- |")
+  lines = []
+  for model in args.models.split(","):
+    g = _run_worker("gensim", args, model=model) if not args.no_gensim else None
+    j = _run_worker("w2v_jax", args, model=model)
+    for r in (j, g):
+      if r is None:
+        continue
+      ratio = r["words_per_sec"] / g["words_per_sec"] if g else float("nan")
+      r["ratio_vs_gensim"] = ratio
+      rows.append(r)
+      lines.append(f"| {model} | {r['system']} | {r['words_per_sec'] / 1e3:,.0f}k | {ratio:.2f}x | "
+                   f"{r.get('compile_seconds', 0):.1f} | {100 * r['analogy']:.2f}% | {r['ws353']:.3f} | "
+                   f"{r['peak_rss_mb']:,.0f} |")
+      print(lines[-1], flush=True)
+  print("\n" + header + "\n" + "\n".join(lines), flush=True)
+  return rows
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "w2v_jax", "data",
+                                                  "small_corpus.txt.gz"))
+  p.add_argument("--models", default="sgram_neg,cbow_neg")
+  p.add_argument("--dim", type=int, default=100)
+  p.add_argument("--window", type=int, default=5)
+  p.add_argument("--neg", type=int, default=5)
+  p.add_argument("--epochs", type=int, default=5)
+  p.add_argument("--min_count", type=int, default=5)
+  p.add_argument("--sample", type=float, default=1e-3)
+  p.add_argument("--workers", type=int, default=2, help="gensim worker threads")
+  p.add_argument("--batch_size", type=int, default=1024)
+  p.add_argument("--steps_per_call", type=int, default=16)
+  p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/w2v_jax"))
+  p.add_argument("--no_gensim", action="store_true")
+  p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
+  p.add_argument("--json", default=None, help="write all figures here")
+  p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+  p.add_argument("--model", default=None, help=argparse.SUPPRESS)
+  args = p.parse_args()
+  if args.worker:
+    print(json.dumps({"w2v_jax": worker_w2v_jax, "gensim": worker_gensim}[args.worker](args)))
+    return
+  import jax
+  print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}", flush=True)
+  results = {"compare": compare(args)}
+  if args.scaling:
+    import bench_sizes
+    results["sizes"] = bench_sizes.run_all(args)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=2)
+  print("JSON " + json.dumps(results))
+
+
+if __name__ == "__main__":
+  main()
