@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import sampling
+from w2v_jax import buckets, sampling
 from w2v_jax.corpus import EncodedCorpus
 from w2v_jax.errors import W2VError
 from w2v_jax.types import Batch, SpanBatch
@@ -103,19 +103,24 @@ def make_span_batch(tokens: jax.Array, sent: jax.Array, start: jax.Array, key: j
 def step_batch(tokens: jax.Array, sent: jax.Array, key: jax.Array, step: jax.Array,
                noise: sampling.AliasTable, *,
                batch_size: int, window: int, neg: int, reduced_window: bool = True,
-               span: bool = False) -> Batch | SpanBatch:
+               layout: str = "batch"):
   """Batch `step` of an epoch whose key is `key` (from `epoch_key`): the stream's one contract.
 
-  With span=True it is the same batch as a `SpanBatch`."""
+  layout "batch" gives a `Batch`, "span" the same batch as a `SpanBatch`, "buckets" the W per-window-size
+  `Batch`es of buckets.make_bucketed_batch (reduced window only)."""
   step = jnp.asarray(step, dtype=jnp.int32)
-  make = make_span_batch if span else make_batch
-  return make(tokens, sent, step * batch_size, jax.random.fold_in(key, step), noise,
+  start, step_key = step * batch_size, jax.random.fold_in(key, step)
+  if layout == "buckets" and reduced_window:
+    return buckets.make_bucketed_batch(tokens, sent, start, step_key, noise, batch_size=batch_size,
+                                       window=window, neg=neg)
+  make = make_span_batch if layout == "span" else make_batch
+  return make(tokens, sent, start, step_key, noise,
               batch_size=batch_size, window=window, neg=neg, reduced_window=reduced_window)
 
 
 def make_batches(tokens: jax.Array, sent: jax.Array, key: jax.Array, first_step: jax.Array,
                  noise: sampling.AliasTable, *, num_steps: int, batch_size: int, window: int, neg: int,
-                 reduced_window: bool = True, span: bool = False) -> Batch | SpanBatch:
+                 reduced_window: bool = True, layout: str = "batch"):
   """Batches first_step .. first_step+num_steps-1 stacked on a leading axis [S]: vmap of `step_batch`.
 
   On the CPU, one vmap over S batches builds them faster than one batch per lax.scan iteration
@@ -124,7 +129,7 @@ def make_batches(tokens: jax.Array, sent: jax.Array, key: jax.Array, first_step:
   steps = jnp.asarray(first_step, dtype=jnp.int32) + jnp.arange(num_steps, dtype=jnp.int32)  # [S]
   return jax.vmap(lambda step: step_batch(tokens, sent, key, step, noise, batch_size=batch_size,
                                           window=window, neg=neg, reduced_window=reduced_window,
-                                          span=span))(steps)
+                                          layout=layout))(steps)
 
 
 def make_batch_np(tokens: np.ndarray, sent: np.ndarray, start: int, rng: np.random.Generator,

@@ -46,7 +46,7 @@ SGRAM_NEG_FORMS = ("swapped", "shared", "pairs")
 
 
 def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: str = "swapped",
-                   span: bool = False) -> Callable:
+                   span: bool = False, buckets: bool = False) -> Callable:
   """word2vec's sparse SGD: params += −lr · (row gradients of the summed loss).
 
   For sgram_neg, `sgram_neg_form` picks how a window's negatives are used (see kernels.py):
@@ -58,7 +58,7 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
   With span=True, the negative-sampling kernels read `SpanBatch`es (kernels.py: each position's input
   row is gathered and scattered once, not once per window); `step.span` tells the caller which to build.
   Off by default: on XLA:CPU it measured slower than the per-slot form (scripts/bench.py notes), though
-  it moves about 2x fewer rows.
+  it moves about 2x fewer rows. With buckets=True the step expects buckets.py's per-window-size groups.
   """
   row_grads = models.get(name).row_grads
   if name.startswith("cbow"):
@@ -73,9 +73,15 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
   if use_span:
     row_grads = span_kernels[name]
 
-  def step(state: TrainState, batch: Batch | SpanBatch, lr) -> tuple[TrainState, Metrics]:
-    loss, rg = row_grads(state.params, batch)
-    return state._replace(params=models.apply_rows(state.params, rg, -lr)), _metrics(loss, batch.mask)
+  def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
+    """batch: a Batch, a SpanBatch, or a tuple of Batches (buckets.py) that make one step."""
+    groups = (batch,) if isinstance(batch, (Batch, SpanBatch)) else batch
+    results = [row_grads(state.params, g) for g in groups]
+    rg = models.RowGrads(*(jnp.concatenate(parts) for parts in zip(*(r[1] for r in results))))
+    metrics = [_metrics(loss, g.mask) for (loss, _), g in zip(results, groups)]
+    return (state._replace(params=models.apply_rows(state.params, rg, -lr)),
+            jax.tree.map(lambda *m: sum(m), *metrics))
+  step.layout = "span" if use_span else ("buckets" if buckets else "batch")
   step.span = use_span
   return step
 
@@ -140,7 +146,7 @@ def make_train_chunk(step: Callable, *, steps_per_call: int, batch_size: int, wi
     stacked = batches.make_batches(data.tokens, data.sent, data.key, first_step, data.noise,
                                    num_steps=steps_per_call, batch_size=batch_size, window=window,
                                    neg=neg * 2 * window if pair_negatives else neg,
-                                   reduced_window=reduced_window, span=getattr(step, "span", False))
+                                   reduced_window=reduced_window, layout=getattr(step, "layout", "batch"))
     if pair_negatives:
       stacked = jax.vmap(per_pair, in_axes=(0, None))(stacked, neg)
 

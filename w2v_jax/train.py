@@ -40,8 +40,9 @@ class FitResult:
 def make_step(cfg: TrainConfig):
   """(init_state, step) for cfg.optimizer: word2vec's sparse SGD, or autodiff + an optax optimizer."""
   if cfg.optimizer == "word2vec":
-    return step_lib.TrainState, step_lib.make_fast_step(cfg.model, cfg.cbow_context_grad,
-                                                        cfg.sgram_neg_form)
+    return step_lib.TrainState, step_lib.make_fast_step(
+        cfg.model, cfg.cbow_context_grad, cfg.sgram_neg_form,
+        buckets=cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs")
   return step_lib.make_research_step(cfg.model, OPTIMIZERS[cfg.optimizer])
 
 
