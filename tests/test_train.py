@@ -44,7 +44,7 @@ def _fit(tmp_path, **kw):
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**{**TINY, **kw})
   vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
-  return vocab, train.fit(cfg, vocab, enc)
+  return vocab, train.fit(cfg, vocab, enc, log_every_s=0.0)
 
 
 @pytest.mark.parametrize("model", models.NAMES)

@@ -98,10 +98,12 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
     state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
   # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
   V = len(vocab.words)
-  host_state = lambda: state if mesh is None else distributed.to_host(state, V, mesh)
+
+  def host_state():   # checkpoints and the result: host arrays, gathered and un-padded with a mesh
+    return state if mesh is None else distributed.to_host(state, V, mesh)
   if mesh is not None:
     state = distributed.place_state(state, mesh, V)
-    chunk = distributed.shard_chunk(cfg, mesh, state, step)
+    chunk = distributed.shard_chunk(cfg, mesh, state, step, V)
   # --- end mesh -----------------------------------------------------------------------------------------
 
   raw_words = float(corpus.stats.raw_words)
