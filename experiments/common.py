@@ -2,8 +2,10 @@
 import signal
 import sys
 
-from absl import flags
+from absl import flags, logging
+import jax
 
+from w2v_jax import distributed
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -36,6 +38,13 @@ def define_training_flags(sweep: bool = False) -> None:
                     "word2vec: sparse closed-form SGD (fast); others: jax.grad + optax")
   flags.DEFINE_integer("steps_per_call", _D.steps_per_call, "steps per jitted call (lax.scan)")
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
+  # Devices and hosts: runtime settings, not part of the config, so a run can resume on another mesh.
+  flags.DEFINE_string("mesh", None, "devices to train on, as axis:size over the devices JAX sees, e.g. "
+                      "data:4 (data parallel) or data:2,vocab:2 (tables split by rows); default one device")
+  flags.DEFINE_string("coordinator_address", None, "multi-host: host:port of process 0's coordinator, "
+                      "the same for every process; 'auto' on a TPU pod slice or a SLURM/MPI cluster")
+  flags.DEFINE_integer("num_processes", None, "multi-host: how many processes (one per host) train")
+  flags.DEFINE_integer("process_id", None, "multi-host: this process's index, 0..num_processes-1")
 
 
 def config_from_flags(FLAGS, **overrides) -> TrainConfig:
@@ -49,6 +58,17 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
       values[n] = getattr(FLAGS, n)
   values.update(overrides)
   return TrainConfig(**values).validate()
+
+
+def mesh_from_flags(FLAGS):
+  """Starts the multi-host runtime if asked, then the --mesh Mesh (or None); call it before any JAX work.
+
+  With several processes and no --mesh, the mesh is data-parallel over every device.
+  """
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if FLAGS.mesh is None and jax.process_count() > 1:
+    return distributed.make_mesh(f"data:{jax.device_count()}")
+  return None if FLAGS.mesh is None else distributed.make_mesh(FLAGS.mesh)
 
 
 class StopFlag:
@@ -77,6 +97,7 @@ def fail(message: str, code: int = 2):
 def run_main(main):
   """Wraps an absl main so W2VError (and a missing file) end as one line on stderr."""
   def wrapped(argv):
+    logging.set_verbosity(logging.WARNING)   # absl's INFO lines (e.g. JAX probing for a TPU) are noise here
     try:
       return main(argv)
     except W2VError as e:

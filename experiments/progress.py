@@ -11,11 +11,16 @@ def _duration(seconds: float) -> str:
 class Progress:
   """Callable on_log hook for `api.train`."""
 
-  def __init__(self, stream=sys.stderr):
+  def __init__(self, stream=sys.stderr, every_s: float = 3.0):
     self.stream = stream
     self.tty = stream.isatty()
+    self.every_s = 0.2 if self.tty else every_s   # metrics.jsonl gets every record; the screen fewer
+    self.last = -float("inf")
 
   def __call__(self, r: dict) -> None:
+    if not r.get("final") and time.monotonic() - self.last < self.every_s:
+      return
+    self.last = time.monotonic()
     text = (f"epoch {r['epoch']} | {100 * r['progress']:5.1f}% | loss {r['loss']:.4f} | "
             f"lr {r['lr']:.5f} | {r['words_per_sec'] / 1e3:,.0f}k words/s | ETA {_duration(r['eta_s'])}")
     if self.tty:

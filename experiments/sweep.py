@@ -10,6 +10,7 @@ results.csv, results.jsonl and results.md (rebuilt after each run) and plots/*.p
 command skips finished runs and resumes an interrupted one; Ctrl-C stops at the current run's checkpoint.
 """
 from absl import app, flags
+import jax
 
 from experiments import common
 from experiments.progress import Progress
@@ -51,13 +52,18 @@ def _report(e: dict) -> None:
     print(f"{head}: stopped, checkpoint saved", flush=True)
   elif e["event"] == "done":
     s = e["summary"]
-    print(f"{head}: analogy {100 * s['analogy_accuracy']:.2f}%, WS-353 rho {s['ws353_spearman']:.3f}, "
+    rho = "n/a" if s["ws353_spearman"] is None else f"{s['ws353_spearman']:.3f}"   # None: no WS-353 pair
+    print(f"{head}: analogy {100 * s['analogy_accuracy']:.2f}%, WS-353 rho {rho}, "
           f"{s['words_per_sec'] / 1e3:,.0f}k words/s, {s['train_seconds']:.1f} s", flush=True)
 
 
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  mesh = common.mesh_from_flags(FLAGS)   # first: multi-host start-up must precede any JAX work
+  if jax.process_count() > 1:
+    raise W2VError("experiments.sweep runs on one host (any --mesh over its devices); on several hosts "
+                   "run experiments.train once per grid point")
   if not FLAGS.models:
     raise W2VError("--models is empty: give at least one of " + ", ".join(models.NAMES))
   grid = {"model": [m.strip() for m in FLAGS.models], "window": _ints("windows", FLAGS.windows),
@@ -68,7 +74,7 @@ def main(argv):
   stop = common.StopFlag()
   rows = sweep.run_grid(base, grid, FLAGS.corpus, FLAGS.workdir, cache_dir=FLAGS.cache_dir,
                         on_event=_report, on_log=Progress() if FLAGS.progress else None, should_stop=stop,
-                        checkpoint_every=FLAGS.checkpoint_every)
+                        checkpoint_every=FLAGS.checkpoint_every, mesh=mesh)
   print(f"{len(rows)} of {len(plan)} runs finished; results.csv, results.jsonl, results.md and plots/ "
         f"are in {FLAGS.workdir}")
   if stop():

@@ -25,13 +25,14 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  mesh = common.mesh_from_flags(FLAGS)   # first: multi-host start-up must precede any JAX work
   cfg = common.config_from_flags(FLAGS)
   stop = common.StopFlag()
   print(f"training {cfg.model} (dim {cfg.dim}, window {cfg.window}, neg {cfg.neg}, epochs {cfg.epochs}, "
         f"lr {cfg.learning_rate}) on {', '.join(FLAGS.corpus or [str(api.DEFAULT_CORPUS)])}", flush=True)
   result = api.train(cfg, FLAGS.corpus, FLAGS.workdir, resume=FLAGS.resume, binary=FLAGS.binary,
                      cache_dir=FLAGS.cache_dir, on_log=Progress(), should_stop=stop,
-                     checkpoint_every=FLAGS.checkpoint_every)
+                     checkpoint_every=FLAGS.checkpoint_every, mesh=mesh)
   s = result.summary
   if s["replaced_chars"]:
     print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")

@@ -112,3 +112,21 @@ def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
   assert (tmp_path / "part" / "vectors.txt").read_bytes() == (tmp_path / "whole" / "vectors.txt").read_bytes()
   with pytest.raises(Exception, match="different run"):
     api.train(TrainConfig(**{**TINY, "dim": 8}), [path], tmp_path / "part", resume=True, **common)
+
+
+def test_duplicate_damping_caps_only_frequent_rows():
+  idx = jnp.asarray([3, 3, 3, 3, 1, 2, 2], jnp.int32)
+  rows = jnp.ones((7, 2))
+  damped = step_lib.damp_duplicates(idx, rows, 5, max_dup=2.0)
+  np.testing.assert_allclose(damped[:, 0], [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0])   # word 3: 4 > 2 updates
+  total = jnp.zeros((5, 2)).at[idx].add(damped)
+  assert float(total[3, 0]) == 2.0 and float(total[2, 0]) == 2.0                  # a step moves it max_dup
+
+
+def test_damping_keeps_a_large_k_run_finite(tmp_path):
+  """lr 0.5 on the 48-word planted corpus (every word hundreds of times a step) diverges with plain
+  summed updates and trains with the cap."""
+  with pytest.raises(train.Diverged):
+    _fit(tmp_path, neg=15, lr=0.5, max_dup=None, batch_size=256)
+  vocab, result = _fit(tmp_path, neg=15, lr=0.5, max_dup=1.0, batch_size=256)
+  assert np.all(np.isfinite(result.params.W_in))

@@ -66,9 +66,14 @@ def _jsonl_logger(path: pathlib.Path, on_log):
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
-          log_every_s: float = 2.0) -> RunResult:
-  """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files."""
+          log_every_s: float = 0.5, mesh=None) -> RunResult:
+  """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
+
+  `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and
+  evaluate, and process 0 alone writes the workdir.
+  """
   cfg.validate()
+  primary = jax.process_index() == 0
   paths = [DEFAULT_CORPUS] if corpus is None else corpus
   workdir = None if workdir is None else pathlib.Path(workdir)
   if workdir is not None:
@@ -76,17 +81,18 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
       raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another "
                      "--workdir")
     workdir.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if not resume and primary:
       (workdir / "metrics.jsonl").unlink(missing_ok=True)
   vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,
                                       default_cache_dir() if cache_dir is None else cache_dir)
-  log = on_log if workdir is None else _jsonl_logger(workdir / "metrics.jsonl", on_log)
+  log = on_log if workdir is None or not primary else _jsonl_logger(workdir / "metrics.jsonl", on_log)
   fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
-                      should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every)
+                      should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
+                      mesh=mesh)
   vectors = export_vectors(fit.params, cfg.eval_with)
   evaluation = evaluate_vectors(vocab.words, vectors, cfg.analogy_method)
   summary = make_summary(cfg, vocab, encoded, fit, evaluation)
-  if workdir is not None:
+  if workdir is not None and primary:
     vectors_io.save_text(workdir / "vectors.txt", vocab.words, vectors)
     if binary:
       vectors_io.save_binary(workdir / "vectors.bin", vocab.words, vectors)
@@ -107,13 +113,15 @@ def _number(x):
 
 def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResult, evaluation: dict) -> dict:
   an, ws = evaluation["analogy"], evaluation["word_similarity"]
-  final = [r["loss"] for r in fit.history]
+  # final_loss: the mean loss per example over the last epoch trained (the records are interval means)
+  last = [r for r in fit.history if fit.history and r["epoch"] == fit.history[-1]["epoch"]]
+  final = sum(r["loss"] * r["examples"] for r in last) / max(sum(r["examples"] for r in last), 1.0)
   return {
       "model": cfg.model, "dim": cfg.dim, "window": cfg.window, "neg": cfg.neg, "epochs": cfg.epochs,
       "vocab_size": len(vocab.words), "corpus_words": int(encoded.stats.raw_words),
       "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
       "words_per_sec": fit.words_trained / max(fit.train_seconds, 1e-9),
-      "final_loss": final[-1] if final else None,
+      "final_loss": final if last else None,
       "analogy_accuracy": an["accuracy"], "analogy_semantic": an["semantic"],
       "analogy_syntactic": an["syntactic"], "analogy_questions": an["n_total"],
       "ws353_spearman": _number(ws["spearman"]), "ws353_oov_rate": ws["oov_rate"],

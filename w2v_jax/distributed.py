@@ -1,33 +1,23 @@
 """Training over many devices and hosts: a `data` x `vocab` jax.sharding.Mesh and the sharded chunk.
 
-Mesh. `parse_mesh("data:2,vocab:2")` -> {"data": 2, "vocab": 2}; `make_mesh` lays jax.devices() (all
-processes') out as an [Nd, Nv] Mesh with axes ("data", "vocab"); a missing axis has size 1.
+Data parallel (fast path). Each step's global batch is split into Nd shards. Shard d computes its row
+gradients (idx_d, rows_d) with the model's closed-form row-grad function, `all_gather` over `data`
+concatenates them, and every replica scatter-adds all of them:  W <- W - lr * sum_d scatter(idx_d, rows_d),
+the single-device update with the rows summed in another order. Replicas stay identical, and a step moves
+Nd * M * (D + 1) numbers (M rows per shard), never a dense [V, D] gradient; only the full-softmax models'
+dense output rows (M_out = V) are psum-reduced. The research path (jax.grad + optax) is dense anyway: it is
+partitioned from sharding annotations alone, and XLA all-reduces its gradients.
 
-Data parallel (fast path). Each step's global batch of B centers is split into Nd shards. Shard d computes
-its row gradients (idx_d, rows_d) with the model's closed-form row-grad function, `all_gather` over `data`
-concatenates the Nd shards' rows, and every replica scatter-adds all of them:
-    W  <-  W - lr * sum_d scatter(idx_d, rows_d)
-the single-device update (the same rows, summed in another order). Replicas stay identical, and a step moves
-Nd * M * (D + 1) numbers (M rows per shard), never a dense [V, D] gradient. The full-softmax models (cbow,
-sgram) have dense output rows (M_out = V): those are psum-reduced instead. The research path (jax.grad +
-optax) is dense anyway; it is partitioned from sharding annotations, and XLA all-reduces its gradients.
+Vocab parallel. W_in and W_out, padded to V' rows (a multiple of Nv), are split by rows across `vocab`;
+XLA partitions the gathers and scatter-adds from that sharding (only `data` is manual in the shard_map):
+each block gathers the rows it owns, one all-reduce assembles them, each block adds its own rows. A
+hand-written shard_map of that scheme was slower on 4 forced CPU devices (sgram_neg, V = 8,288, D = 100):
+data:2,vocab:2 47-49k words/s vs 34-39k, vocab:4 36k vs 21-24k.
 
-Vocab parallel. W_in and W_out, padded to V' rows (a multiple of Nv), are split by rows across `vocab`
-(PartitionSpec("vocab", None)); the `data` replicas hold the same blocks. Only `data` is manual in the
-shard_map: the gathers and the scatter-add on the tables are partitioned by XLA from the tables' sharding.
-It compiles to what one would write by hand (each block gathers the rows it owns, masked, and one all-reduce
-over `vocab` assembles the gathered rows; each block adds only its own rows) but all-reduces only the rows
-each table is read at. A hand-written shard_map of the same scheme (masked gathers of both tables at every
-id, psum over `vocab`, masked scatter) was slower on 4 forced CPU devices (sgram_neg, V = 8,288, D = 100,
-B = 1024): data:2,vocab:2 47-49k words/s annotated vs 34-39k by hand; vocab:4 36k vs 21-24k.
-
-Batches. With one corpus block (the default in one process) the global batch is built exactly as on one
-device, from the same keys, then split: Nd devices give the single-device parameters up to summation order.
-With one block per data shard (the default with several processes) shard d reads only its contiguous block
-of the corpus, subsampled on its own, and builds B/Nd centers from it with the key fold_in(step key, d).
-
-Multi-host. `initialize` wraps jax.distributed.initialize; call it before anything touches a device.
-`to_host` gathers (and un-pads) a placed state for checkpoints and exported vectors.
+Batches. With one corpus block (the default in one process) the global batch is built as on one device,
+from the same keys, then split: Nd devices give the single-device parameters up to summation order. With
+one block per data shard (the default with several processes) shard d reads only its contiguous block of
+the corpus, subsampled on its own, and builds B/Nd centers from it with the key fold_in(step key, d).
 """
 import functools
 import re
@@ -73,7 +63,7 @@ def parse_mesh(spec: str) -> dict[str, int]:
 
 
 def make_mesh(spec: str, devices=None) -> Mesh:
-  """The [data, vocab] Mesh of `spec` over `devices` (default jax.devices(): every process's)."""
+  """The [Nd, Nv] Mesh of `spec` over `devices` (default: all processes' jax.devices()); absent axes are 1."""
   shape = parse_mesh(spec)
   devices = jax.devices() if devices is None else list(devices)
   dims = (shape.get(DATA, 1), shape.get(VOCAB, 1))
@@ -85,15 +75,13 @@ def make_mesh(spec: str, devices=None) -> Mesh:
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> None:
-  """jax.distributed.initialize for a multi-host run; "auto" lets JAX detect the cluster (TPU, SLURM, MPI).
+  """jax.distributed.initialize (no-op without arguments); "auto" lets JAX find the cluster (TPU, SLURM).
 
-  Does nothing when no argument is given. It must run before anything touches a device.
-  """
+  Call it before anything touches a device."""
   if coordinator_address is None and num_processes is None and process_id is None:
     return
   if coordinator_address == "auto":
-    jax.distributed.initialize()
-    return
+    return jax.distributed.initialize()
   if coordinator_address is None or num_processes is None or process_id is None:
     raise W2VError("a multi-host run needs --coordinator_address, --num_processes and --process_id "
                    "(or --coordinator_address=auto on a TPU pod slice or a SLURM/MPI cluster)")
@@ -127,11 +115,19 @@ def place_state(state, mesh: Mesh, vocab_size: int):
   return jax.device_put(padded, state_shardings(padded, mesh))
 
 
+def agree(state, position):
+  """Process 0's start (fresh or resumed) on every process, so that no shared disk is needed to resume."""
+  if jax.process_count() == 1:
+    return state, position
+  leaves, pos = multihost_utils.broadcast_one_to_all(
+      ([np.asarray(x) for x in jax.tree.leaves(state)], np.asarray(position, np.int64)))
+  return jax.tree.unflatten(jax.tree.structure(state), leaves), type(position)(*map(int, pos))
+
+
 def _host(x: jax.Array) -> np.ndarray:
   """x as one numpy array: from this process's shards when they cover it, else by a cross-process
   all-gather (a collective: every process must then call it)."""
-  def key(index):
-    return tuple((s.start, s.stop) for s in index)
+  key = lambda index: tuple((s.start, s.stop) for s in index)
   local = {key(s.index): s for s in x.addressable_shards}
   if not {key(i) for i in x.sharding.devices_indices_map(x.shape).values()} <= local.keys():
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
@@ -142,11 +138,8 @@ def _host(x: jax.Array) -> np.ndarray:
 
 
 def to_host(state, vocab_size: int, mesh: Mesh):
-  """The placed state as host numpy arrays without the padding rows: what checkpoints and vectors need.
-
-  With the `vocab` axis inside each process (make_mesh's layout when Nv <= devices per process) every
-  process holds a whole replica, and this needs no communication.
-  """
+  """The placed state as un-padded host arrays, for checkpoints and vectors; no communication when each
+  process holds a whole replica (the `vocab` axis within a process: make_mesh's layout for Nv <= local)."""
   rows = padded_vocab(vocab_size, mesh)
   return jax.tree.map(lambda x: _host(x)[:vocab_size] if x.ndim == 2 and x.shape[0] == rows else _host(x),
                       state)
@@ -165,16 +158,14 @@ def _block(corpus: EncodedCorpus, lo: int, hi: int) -> EncodedCorpus:
   return EncodedCorpus(np.asarray(corpus.tokens[lo:hi]), offsets, corpus.stats)
 
 
-def epoch_data(cfg: TrainConfig, vocab, corpus: EncodedCorpus, epoch: int, mesh: Mesh,
-               blocks: int | None = None) -> step_lib.EpochData:
+def epoch_data(cfg: TrainConfig, vocab, corpus: EncodedCorpus, epoch: int, mesh: Mesh
+               ) -> step_lib.EpochData:
   """The epoch's data on the mesh: tokens and sent [G, N/G], row g the subsampled corpus block g.
 
   G = 1 gives train.epoch_data's arrays, replicated. G = Nd puts row g on data shard g, computed only by
   the process holding it (subsampled with the stream (seed, epoch * G + g)); `steps` is the longest row's.
   """
-  blocks = default_blocks(mesh) if blocks is None else blocks
-  if blocks not in (1, mesh.shape[DATA]):
-    raise W2VError(f"corpus blocks must be 1 or the data axis size {mesh.shape[DATA]}, got {blocks}")
+  blocks = default_blocks(mesh)
   keep = sampling.keep_probs(vocab.counts, cfg.sample)
   total = len(corpus.tokens)
   n = -(-total // blocks)
@@ -216,10 +207,8 @@ def fast_row_grads(cfg: TrainConfig) -> Callable:
 
 
 def _split(batch, parts: int):
-  """[B] -> [parts, ceil(B/parts)] for every `Batch` of a step (one, or buckets.py's tuple).
-
-  Examples added to fill the last part are padding (mask 0): zero loss, zero rows.
-  """
+  """[B] -> [parts, ceil(B/parts)] for each `Batch` of a step (one, or buckets.py's tuple); the examples
+  that fill the last part are padding (mask 0): zero loss, zero rows."""
   def split(b: Batch) -> Batch:
     pad = -b.center.shape[0] % parts
     return jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
@@ -274,13 +263,12 @@ def shard_chunk(cfg: TrainConfig, mesh: Mesh, state, step: Callable, vocab_size:
   `state` is the placed state (place_state), `data` from epoch_data. `step` is train.make_step(cfg)'s: the
   research path runs it as is; the fast path's step is rebuilt here so that its rows can be all-gathered.
   """
-  nd = mesh.shape[DATA]
+  nd, nv = mesh.shape[DATA], mesh.shape[VOCAB]
   if cfg.batch_size % nd:
     raise W2VError(f"--batch_size={cfg.batch_size} must be a multiple of the mesh's data size {nd}")
-  if cfg.model in DENSE_OUT and vocab_size % mesh.shape[VOCAB]:
-    raise W2VError(f"--model={cfg.model} on a vocab axis of {mesh.shape[VOCAB]} needs a vocabulary size "
-                   f"divisible by it (padding rows would enter the softmax); it has {vocab_size} words: "
-                   f"set --max_vocab_size={vocab_size - vocab_size % mesh.shape[VOCAB]}")
+  if cfg.model in DENSE_OUT and vocab_size % nv:
+    raise W2VError(f"--model={cfg.model} on a vocab axis of {nv} needs a vocabulary size divisible by it "
+                   f"(padding would enter the softmax): set --max_vocab_size={vocab_size // nv * nv}")
   shardings = state_shardings(state, mesh)
   # Batches are built as `Batch`es: a SpanBatch is the same batch, and its halo does not split evenly.
   layout = "buckets" if getattr(step, "layout", "batch") == "buckets" else "batch"

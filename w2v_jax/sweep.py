@@ -231,7 +231,7 @@ def collect_rows(workdir: pathlib.Path, plan: list[tuple[str, TrainConfig]]) -> 
 def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, cache_dir=None,
              on_event: Callable[[dict], None] | None = None, on_log: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
-             log_every_s: float = 2.0, make_plots: bool = True) -> list[dict]:
+             log_every_s: float = 2.0, make_plots: bool = True, mesh=None) -> list[dict]:
   """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
 
   Everything is checked before any training: the grid, the lock, the corpus (prepared once into
@@ -274,7 +274,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
       try:
         result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
                            should_stop=should_stop, checkpoint_every=checkpoint_every,
-                           log_every_s=log_every_s)
+                           log_every_s=log_every_s, mesh=mesh)
       except W2VError as e:
         raise W2VError(f"run {name}: {e}") from None
       write_results(workdir, collect_rows(workdir, plan), swept)

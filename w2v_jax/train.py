@@ -42,7 +42,8 @@ def make_step(cfg: TrainConfig):
   if cfg.optimizer == "word2vec":
     return step_lib.TrainState, step_lib.make_fast_step(
         cfg.model, cfg.cbow_context_grad, cfg.sgram_neg_form,
-        buckets=cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs")
+        buckets=cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs",
+        max_dup=cfg.max_dup)
   return step_lib.make_research_step(cfg.model, OPTIMIZERS[cfg.optimizer])
 
 
@@ -102,6 +103,7 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
   def host_state():   # checkpoints and the result: host arrays, gathered and un-padded with a mesh
     return state if mesh is None else distributed.to_host(state, V, mesh)
   if mesh is not None:
+    state, position = distributed.agree(state, position)   # every process starts where process 0 does
     state = distributed.place_state(state, mesh, V)
     chunk = distributed.shard_chunk(cfg, mesh, state, step, V)
   # --- end mesh -----------------------------------------------------------------------------------------
