@@ -51,7 +51,7 @@ def run_all(args) -> list[dict]:
   real = getattr(args, "real", False)
   print(f"\nscaling over devices ({'real devices' if real else 'forced CPU devices sharing the cores'}): "
         f"{getattr(args, 'model', 'sgram_neg')}, dim {args.dim}, batch {args.batch_size}", flush=True)
-  print("| mesh | devices | words/s | vs 1 device | compile s | final loss |\n| --- | --- | --- | --- | --- | --- |")
+  print("| mesh | devices | words/s | vs 1 device | compile s | final loss |\n" + "| --- " * 6 + "|")
   for mesh in getattr(args, "meshes", None) or MESHES:
     env = dict(os.environ)
     if not real:

@@ -51,16 +51,19 @@ def test_meshes_of_4_devices_train_the_parameters_of_one(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   diffs = json.loads((tmp_path / "equivalence.json").read_text())
   assert {"sgram_neg/word2vec/data:4", "sgram_neg/word2vec/data:2,vocab:2", "resume across meshes",
-          "sgram/word2vec/data:2,vocab:2", "cbow_neg/adam/data:2,vocab:2"} <= diffs.keys()
-  # The fast path adds the same rows in another order; Adam divides by sqrt(v), which magnifies rounding.
-  assert all(d < (1e-4 if "adam" in case else 1e-5) for case, d in diffs.items()), diffs
+          "sgram/word2vec/data:2,vocab:2", "cbow_neg/adagrad/data:2,vocab:2"} <= diffs.keys()
+  compiles = {case: diffs.pop(case) for case in list(diffs) if case.endswith("compiles")}
+  assert set(compiles.values()) == {1}, compiles                  # two epochs, one compilation
+  # The same rows, added in another order. (Adam is left out: its first steps are lr * sign(g), which
+  # turns a rounding difference in a near-zero gradient into one of lr.)
+  assert all(d < 1e-5 for d in diffs.values()), diffs
 
 
 @pytest.mark.parametrize("mesh", ["data:4", "data:2,vocab:2"])
 def test_command_line_trains_on_a_mesh(tmp_path, mesh):
   corpus = planted_corpus(tmp_path / "c.txt")
-  out = _run(["-m", "experiments.train", f"--mesh={mesh}", f"--corpus={corpus}", f"--workdir={tmp_path / 'run'}",
-              f"--cache_dir={tmp_path / 'cache'}", *TINY], 4, tmp_path)
+  out = _run(["-m", "experiments.train", f"--mesh={mesh}", f"--corpus={corpus}",
+              f"--workdir={tmp_path / 'run'}", f"--cache_dir={tmp_path / 'cache'}", *TINY], 4, tmp_path)
   assert out.returncode == 0, out.stderr[-3000:]
   summary = json.loads((tmp_path / "run" / "summary.json").read_text())
   words, vectors = vectors_io.load(tmp_path / "run" / "vectors.txt")
@@ -78,8 +81,7 @@ def test_a_sweep_trains_on_a_mesh(tmp_path):
 
 
 @pytest.mark.parametrize("mesh, fragment", [("data:3", "needs 3 devices but JAX sees 4"),
-                                            ("data:2,model:2", "unknown axis 'model'"),
-                                            ("data:2.5", "positive integer")])
+                                            ("data:2,model:2", "unknown axis 'model'")])
 def test_a_bad_mesh_is_one_line(tmp_path, mesh, fragment):
   out = _run(["-m", "experiments.train", f"--mesh={mesh}", f"--workdir={tmp_path / 'run'}"], 4, tmp_path)
   errors = [l for l in out.stderr.splitlines() if l.startswith("error: ")]
@@ -94,7 +96,8 @@ def test_two_processes_on_localhost_agree(tmp_path):
     port = s.getsockname()[1]
   hosts = [subprocess.Popen([sys.executable, WORKER, "host", str(tmp_path), corpus,
                              f"--coordinator=localhost:{port}", f"--process_id={p}"], cwd=ROOT,
-                            env=_env(2, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=_env(2, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
            for p in (0, 1)]
   try:
     logs = [h.communicate(timeout=120)[0] for h in hosts]

@@ -75,9 +75,8 @@ def make_mesh(spec: str, devices=None) -> Mesh:
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> None:
-  """jax.distributed.initialize (no-op without arguments); "auto" lets JAX find the cluster (TPU, SLURM).
-
-  Call it before anything touches a device."""
+  """jax.distributed.initialize, before anything touches a device (a no-op without arguments); "auto" lets
+  JAX find the cluster (Cloud TPU, SLURM, Open MPI)."""
   if coordinator_address is None and num_processes is None and process_id is None:
     return
   if coordinator_address == "auto":
@@ -196,34 +195,19 @@ def epoch_data(cfg: TrainConfig, vocab, corpus: EncodedCorpus, epoch: int, mesh:
 
 # ----------------------------------------------------------------------------- the sharded step and chunk
 
-def fast_row_grads(cfg: TrainConfig) -> Callable:
-  """The row-gradient function step.make_fast_step applies to a `Batch` for cfg (tests check they agree)."""
-  fn = models.get(cfg.model).row_grads
-  if cfg.model.startswith("cbow"):
-    fn = functools.partial(fn, cbow_context_grad=cfg.cbow_context_grad)
-  if cfg.model == "sgram_neg" and cfg.sgram_neg_form == "swapped":
-    fn = kernels.sgram_neg_swapped_row_grads
-  return fn
-
-
-def _split(batch, parts: int):
-  """[B] -> [parts, ceil(B/parts)] for each `Batch` of a step (one, or buckets.py's tuple); the examples
-  that fill the last part are padding (mask 0): zero loss, zero rows."""
+def _split(batch, parts: int, fill_id: int):
+  """[B] -> [parts, ceil(B/parts)] for each `Batch` of a step (one, or buckets.py's tuple). Filling examples
+  have mask 0 (zero loss, zero rows) and the id `fill_id`, one past the tables: the scatter drops their
+  rows, and step.damp_duplicates counts them for no word."""
   def split(b: Batch) -> Batch:
     pad = -b.center.shape[0] % parts
-    return jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
-        parts, -1, *x.shape[1:]), b)
+    return jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), constant_values=(
+        fill_id if jnp.issubdtype(x.dtype, jnp.integer) else 0)).reshape(parts, -1, *x.shape[1:]), b)
   return jax.tree.map(split, batch, is_leaf=lambda x: isinstance(x, Batch))
 
 
-def _metrics(loss, mask) -> step_lib.Metrics:
-  n = jnp.sum(mask, axis=1)
-  return step_lib.Metrics(*(jnp.sum(x).astype(jnp.float32) for x in (loss, n > 0, n)))
-
-
-def _fast_step(cfg: TrainConfig, mesh: Mesh) -> Callable:
-  """The fast step on [Nd, B/Nd] per-shard batches: local row gradients, all-gathered, all applied."""
-  row_grads = fast_row_grads(cfg)
+def _fast_step(cfg: TrainConfig, mesh: Mesh, step: Callable) -> Callable:
+  """The fast step on [Nd, B/Nd] per-shard batches: step.rows locally, all-gathered, step.update on all."""
   one = mesh.shape[DATA] == 1
   # "invarying": the gathered rows are the same on every replica, so the tables stay replicated.
   gather = (lambda x: x) if one else functools.partial(jax.lax.all_gather, axis_name=DATA, tiled=True,
@@ -231,15 +215,11 @@ def _fast_step(cfg: TrainConfig, mesh: Mesh) -> Callable:
   psum = (lambda x: x) if one else functools.partial(jax.lax.psum, axis_name=DATA)
 
   def local_step(state, batch, lr):
-    parts = jax.tree.map(lambda x: x[0], (batch,) if isinstance(batch, Batch) else batch)
-    results = [row_grads(state.params, b) for b in parts]
-    rg = RowGrads(*(jnp.concatenate(r) for r in zip(*(rg for _, rg in results))))
-    metrics = jax.tree.map(lambda *m: sum(m), *(_metrics(loss, b.mask)
-                                                 for (loss, _), b in zip(results, parts)))
+    rg, metrics = step.rows(state.params, jax.tree.map(lambda x: x[0], batch))
     out = ((rg.out_idx, psum(rg.out_rows)) if cfg.model in DENSE_OUT else
            (gather(rg.out_idx), gather(rg.out_rows)))
     rg = RowGrads(gather(rg.in_idx), gather(rg.in_rows), *out)
-    return state._replace(params=models.apply_rows(state.params, rg, -lr)), psum(metrics)
+    return state._replace(params=step.update(state.params, rg, lr)), psum(metrics)
 
   if one:   # no collective to write: XLA partitions it all (and trips on a manual size-1 axis)
     return local_step
@@ -261,18 +241,18 @@ def shard_chunk(cfg: TrainConfig, mesh: Mesh, state, step: Callable, vocab_size:
   """step.make_train_chunk's chunk(state, data, first_step) on the mesh: jitted once, state donated.
 
   `state` is the placed state (place_state), `data` from epoch_data. `step` is train.make_step(cfg)'s: the
-  research path runs it as is; the fast path's step is rebuilt here so that its rows can be all-gathered.
+  research path runs it as is; the fast path runs its `rows` per shard and its `update` on all rows.
   """
-  nd, nv = mesh.shape[DATA], mesh.shape[VOCAB]
+  nd, nv, rows = mesh.shape[DATA], mesh.shape[VOCAB], state.params.W_in.shape[0]
   if cfg.batch_size % nd:
     raise W2VError(f"--batch_size={cfg.batch_size} must be a multiple of the mesh's data size {nd}")
   if cfg.model in DENSE_OUT and vocab_size % nv:
     raise W2VError(f"--model={cfg.model} on a vocab axis of {nv} needs a vocabulary size divisible by it "
                    f"(padding would enter the softmax): set --max_vocab_size={vocab_size // nv * nv}")
   shardings = state_shardings(state, mesh)
-  # Batches are built as `Batch`es: a SpanBatch is the same batch, and its halo does not split evenly.
-  layout = "buckets" if getattr(step, "layout", "batch") == "buckets" else "batch"
-  step = _fast_step(cfg, mesh) if cfg.optimizer == "word2vec" else _annotated_step(step, mesh, shardings)
+  layout = "buckets" if getattr(step, "layout", "batch") == "buckets" else "batch"   # SpanBatches: as Batches
+  fast = cfg.optimizer == "word2vec"
+  step = _fast_step(cfg, mesh, step) if fast else _annotated_step(step, mesh, shardings)
   S = cfg.steps_per_call
   pairs = cfg.model == "sgram_neg" and cfg.sgram_neg_form == "pairs"
 
@@ -284,7 +264,7 @@ def shard_chunk(cfg: TrainConfig, mesh: Mesh, state, step: Callable, vocab_size:
         tok, sent, key, first_step, data.noise, num_steps=S, batch_size=cfg.batch_size // blocks,
         window=cfg.window, neg=cfg.neg * 2 * cfg.window if pairs else cfg.neg,
         reduced_window=cfg.reduced_window, layout=layout))(data.tokens, data.sent, keys)  # [G, S, B/G..]
-    split = jax.vmap(jax.vmap(functools.partial(_split, parts=nd // blocks)))(stacked)  # [G, S, Nd/G, ..]
+    split = jax.vmap(jax.vmap(functools.partial(_split, parts=nd // blocks, fill_id=rows)))(stacked)
     stacked = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(S, nd, *x.shape[3:]), split)
     stacked = jax.lax.with_sharding_constraint(stacked, NamedSharding(mesh, P(None, DATA)))
     if pairs:

@@ -38,6 +38,7 @@ class Metrics(NamedTuple):
 
 def _metrics(example_loss, mask) -> Metrics:
   n = jnp.sum(mask, axis=1)
+  example_loss = jnp.where(n > 0, example_loss, 0.0)   # an empty example counts 0, whatever its ids
   return Metrics(jnp.sum(example_loss).astype(jnp.float32), jnp.sum(n > 0).astype(jnp.float32),
                  jnp.sum(n).astype(jnp.float32))
 
@@ -54,7 +55,9 @@ def damp_duplicates(idx, rows, num_rows: int, max_dup: float):
   (measured: sgram_neg, dim 50, K 15, lr 0.025 on the dev corpus). Capping a word's step at max_dup
   of its updates keeps rare words' SGD exact and bounds the frequent ones'.
   """
-  count = jnp.zeros((num_rows,), rows.dtype).at[idx].add(1.0)
+  # Padding slots carry id 0 and an all-zero row: they are not updates and must not count.
+  real = jnp.any(rows != 0, axis=1).astype(rows.dtype)
+  count = jnp.zeros((num_rows,), rows.dtype).at[idx].add(real)
   return rows * jnp.minimum(1.0, max_dup / jnp.maximum(count[idx], 1.0))[:, None]
 
 
@@ -70,8 +73,8 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
                split by `per_pair` into B·C one-context examples. Slowest; word2vec.c's exact sampling.
   With span=True, the negative-sampling kernels read `SpanBatch`es (kernels.py: each position's input
   row is gathered and scattered once, not once per window); `step.span` tells the caller which to build.
-  Off by default: on XLA:CPU it measured slower than the per-slot form (scripts/bench.py notes), though
-  it moves about 2x fewer rows. With buckets=True the step expects buckets.py's per-window-size groups.
+  Off by default: in a step microbenchmark on the 2-core CPU it ran slower than the per-slot form
+  (cbow_neg 3.6 ms vs 6.5 ms a step at B = 1024), though it moves about 2x fewer rows. With buckets=True the step expects buckets.py's per-window-size groups.
   """
   row_grads = models.get(name).row_grads
   if name.startswith("cbow"):
@@ -86,18 +89,27 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
   if use_span:
     row_grads = span_kernels[name]
 
-  def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
-    """batch: a Batch, a SpanBatch, or a tuple of Batches (buckets.py) that make one step."""
+  def rows(params: Params, batch) -> tuple[models.RowGrads, Metrics]:
+    """The step's gradient rows and metrics; batch is a Batch, a SpanBatch, or a tuple of Batches
+    (buckets.py) that make one step. distributed.py all-gathers these rows between rows and update."""
     groups = (batch,) if isinstance(batch, (Batch, SpanBatch)) else batch
-    results = [row_grads(state.params, g) for g in groups]
+    results = [row_grads(params, g) for g in groups]
     rg = models.RowGrads(*(jnp.concatenate(parts) for parts in zip(*(r[1] for r in results))))
+    metrics = [_metrics(loss, g.mask) for (loss, _), g in zip(results, groups)]
+    return rg, jax.tree.map(lambda *m: sum(m), *metrics)
+
+  def update(params: Params, rg: models.RowGrads, lr) -> Params:
+    """params − lr · rows, with a frequent word's rows capped (damp_duplicates) when max_dup is set."""
     if max_dup is not None:
-      V = state.params.W_in.shape[0]
+      V = params.W_in.shape[0]
       rg = rg._replace(in_rows=damp_duplicates(rg.in_idx, rg.in_rows, V, max_dup),
                        out_rows=damp_duplicates(rg.out_idx, rg.out_rows, V, max_dup))
-    metrics = [_metrics(loss, g.mask) for (loss, _), g in zip(results, groups)]
-    return (state._replace(params=models.apply_rows(state.params, rg, -lr)),
-            jax.tree.map(lambda *m: sum(m), *metrics))
+    return models.apply_rows(params, rg, -lr)
+
+  def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
+    rg, metrics = rows(state.params, batch)
+    return state._replace(params=update(state.params, rg, lr)), metrics
+  step.rows, step.update = rows, update
   step.layout = "span" if use_span else ("buckets" if buckets else "batch")
   step.span = use_span
   return step
