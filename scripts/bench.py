@@ -87,8 +87,8 @@ def compare(args) -> list[dict]:
   rows = []
   print(f"corpus {args.corpus}: dim {args.dim}, window {args.window}, neg {args.neg}, min_count "
         f"{args.min_count}, sample {args.sample}, {args.epochs} epochs", flush=True)
-  header = (f"| model | system | words/s | vs gensim | compile s | analogy | WS-353 ρ | peak RSS MB |\n"
-            f"| --- | --- | --- | --- | --- | --- | --- | --- |")
+  header = ("| model | system | words/s | vs gensim | compile s | analogy | WS-353 ρ | peak RSS MB |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |")
   lines = []
   for model in args.models.split(","):
     g = _run_worker("gensim", args, model=model) if not args.no_gensim else None

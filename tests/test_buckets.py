@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from w2v_jax import buckets, models, sampling
+from w2v_jax import buckets, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.batches import context_offsets
 from w2v_jax.types import Batch

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from w2v_jax import kernels, models
-from w2v_jax.types import Params
+
 from tests.helpers import awkward_batch, random_params
 
 

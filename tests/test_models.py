@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from w2v_jax import Batch, Params, models
+from w2v_jax import Params, models
 from tests.helpers import awkward_batch, random_params
 
 SHAPES = [  # V, D, B, C, K

@@ -99,7 +99,7 @@ def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**TINY)
   common = dict(cache_dir=tmp_path / "cache", checkpoint_every=8)
-  whole = api.train(cfg, [path], tmp_path / "whole", **common)
+  api.train(cfg, [path], tmp_path / "whole", **common)
   calls = iter(range(1000))
   part = api.train(cfg, [path], tmp_path / "part", should_stop=lambda: next(calls) == 5, **common)
   assert part.summary["status"] == "interrupted"

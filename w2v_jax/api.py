@@ -18,6 +18,7 @@ import numpy as np
 
 from w2v_jax import corpus as corpus_lib
 from w2v_jax import evaluate, plots, train as train_lib, vectors_io
+from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 from w2v_jax.types import Params
@@ -100,9 +101,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
     history = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
     plots.loss_curve(history, workdir / "loss.png", cfg.epochs, title=f"{cfg.model}, dim {cfg.dim}, window "
                      f"{cfg.window}, neg {cfg.neg}")
-    tmp = workdir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, workdir / "summary.json")
+    write_atomic(workdir / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
   return RunResult(cfg, fit.params, vocab, fit.history, evaluation, summary, workdir)
 
 

@@ -1,4 +1,4 @@
-"""Atomic checkpoints: the train state's leaves plus where the run stands, one .npz via tmp + os.replace."""
+"""Atomic checkpoints: the train state's leaves plus where the run stands, one .npz (atomic.write_atomic)."""
 import json
 import os
 import pathlib
@@ -8,6 +8,7 @@ import numpy as np
 
 import jax
 
+from w2v_jax.atomic import write_atomic
 from w2v_jax.errors import W2VError
 
 FILENAME = "checkpoint.npz"
@@ -24,12 +25,8 @@ def save(workdir: str | os.PathLike, state, position: Position, meta: dict) -> p
   previous checkpoint intact)."""
   leaves = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))}
   path = pathlib.Path(workdir) / FILENAME
-  tmp = path.with_suffix(".tmp.npz")
-  with open(tmp, "wb") as f:
-    np.savez(f, **leaves, position=np.asarray(position, np.int64), meta=np.asarray(json.dumps(meta, sort_keys=True)))
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  write_atomic(path, lambda f: np.savez(f, **leaves, position=np.asarray(position, np.int64),
+                                       meta=np.asarray(json.dumps(meta, sort_keys=True))))
   return path
 
 

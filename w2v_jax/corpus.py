@@ -12,12 +12,12 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 import zlib
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from w2v_jax.atomic import write_atomic
 from w2v_jax.errors import W2VError
 from w2v_jax.vocab import Vocab, check_vocab_settings
 
@@ -195,20 +195,8 @@ def _digest(obj) -> str:
   return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _write_atomic(path: pathlib.Path, write) -> None:
-  """Writes through a temporary file and os.replace, so a reader never sees half a file."""
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      write(f)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-
-
 def _save_json(path: pathlib.Path, obj) -> None:
-  _write_atomic(path, lambda f: f.write(json.dumps(obj).encode()))
+  write_atomic(path, lambda f: f.write(json.dumps(obj).encode()))
 
 
 def _load_json(path: pathlib.Path):
@@ -237,11 +225,11 @@ def _load_encoded(base: pathlib.Path) -> EncodedCorpus | None:
 
 
 def _store_encoded(base: pathlib.Path, corpus: EncodedCorpus) -> None:
-  _write_atomic(base.with_suffix('.tokens.npy'), lambda f: np.save(f, corpus.tokens))
-  _write_atomic(base.with_suffix('.offsets.npy'), lambda f: np.save(f, corpus.offsets))
+  write_atomic(base.with_suffix('.tokens.npy'), lambda f: np.save(f, corpus.tokens))
+  write_atomic(base.with_suffix('.offsets.npy'), lambda f: np.save(f, corpus.offsets))
   meta = dataclasses.asdict(corpus.stats)
   del meta['from_cache']
-  _write_atomic(base.with_suffix('.json'), lambda f: f.write(json.dumps(meta).encode()))
+  write_atomic(base.with_suffix('.json'), lambda f: f.write(json.dumps(meta).encode()))
 
 
 def _encoded_base(cache_dir, files: list[pathlib.Path], vocab: Vocab) -> pathlib.Path:

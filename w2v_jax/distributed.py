@@ -29,7 +29,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from w2v_jax import batches, kernels, models, sampling
+from w2v_jax import batches, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.corpus import EncodedCorpus

@@ -24,6 +24,7 @@ import pathlib
 import typing
 from typing import Callable, Sequence
 
+from w2v_jax.atomic import write_atomic
 from w2v_jax import api, batches, checkpoint, plots
 from w2v_jax import corpus as corpus_lib
 from w2v_jax.config import TrainConfig
@@ -166,9 +167,7 @@ def result_row(name: str, summary: dict) -> dict:
 
 
 def _write_atomic(path: pathlib.Path, text: str) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
+  write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _fmt(key: str, value) -> str:

@@ -14,11 +14,11 @@ Files are written to a temporary file beside the target and moved into place (os
 readers never see half a file.
 """
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
+from w2v_jax.atomic import write_atomic
 from w2v_jax.errors import W2VError
 
 _FLOAT = "%.9g"
@@ -36,23 +36,8 @@ def _check(words, vectors):
 
 
 def _write_atomic(path, chunks):
-  """Writes the byte strings `chunks` to `path` through a temporary file and os.replace."""
-  path = Path(os.fspath(path))
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-  try:
-    f = open(tmp, "xb")  # not mkstemp: its 0600 mode would stick to the result
-  except OSError as e:
-    raise W2VError(f"cannot write {path}: {e.strerror}; check that its directory exists and is writable") from None
-  try:
-    with f:
-      for chunk in chunks:
-        f.write(chunk)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    tmp.unlink(missing_ok=True)
-    raise
+  """Writes the byte strings `chunks` to `path` atomically."""
+  write_atomic(path, lambda f: f.writelines(chunks))
 
 
 def save_text(path, words, vectors):

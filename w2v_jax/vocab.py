@@ -2,11 +2,11 @@
 import dataclasses
 import hashlib
 import os
-import tempfile
 from typing import Mapping
 
 import numpy as np
 
+from w2v_jax.atomic import write_atomic
 from w2v_jax.errors import W2VError
 
 
@@ -56,15 +56,8 @@ class Vocab:
 
   def save(self, path: str | os.PathLike) -> None:
     """Writes one 'word<TAB>count' line per word, in id order, atomically (temporary file + rename)."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', suffix='.tmp')
-    try:
-      with open(fd, 'w', encoding='utf-8', newline='\n') as f:
-        f.writelines(f'{w}\t{c}\n' for w, c in zip(self.words, self.counts.tolist()))
-      os.replace(tmp, path)
-    except BaseException:
-      os.unlink(tmp)
-      raise
+    text = ''.join(f'{w}\t{c}\n' for w, c in zip(self.words, self.counts.tolist()))
+    write_atomic(path, lambda f: f.write(text.encode('utf-8')))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> 'Vocab':

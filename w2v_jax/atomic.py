@@ -1,0 +1,27 @@
+"""One way to write a file: through a temporary file beside it and os.replace, so no reader (or crash)
+ever sees half a file."""
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from w2v_jax.errors import W2VError
+
+
+def write_atomic(path, write: Callable[[BinaryIO], object]) -> None:
+  """Calls write(f) on a fresh binary file, syncs it, and moves it onto `path`."""
+  path = Path(os.fspath(path))
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+  try:
+    f = open(tmp, "xb")  # not mkstemp: its 0600 mode would stick to the result
+  except OSError as e:
+    raise W2VError(f"cannot write {path}: {e.strerror}; check that its directory exists and is writable") from None
+  try:
+    with f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
