@@ -72,7 +72,7 @@ def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
     def wrapped(*a):
       traces.append(1)                   # runs only while jax traces
       return step(*a)
-    wrapped.span, wrapped.layout = step.span, step.layout
+    wrapped.layout, wrapped.rows, wrapped.update = step.layout, step.rows, step.update
     return wrapped
   monkeypatch.setattr(step_lib, "make_fast_step", counting)
   _, result = _fit(tmp_path, epochs=3)

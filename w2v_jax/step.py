@@ -72,9 +72,12 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
     "pairs"    K negatives per (center, context) pair: the batch is built with C·K negatives and
                split by `per_pair` into B·C one-context examples. Slowest; word2vec.c's exact sampling.
   With span=True, the negative-sampling kernels read `SpanBatch`es (kernels.py: each position's input
-  row is gathered and scattered once, not once per window); `step.span` tells the caller which to build.
+  row is gathered and scattered once, not once per window); `step.layout` tells the caller which to build.
   Off by default: in a step microbenchmark on the 2-core CPU it ran slower than the per-slot form
-  (cbow_neg 3.6 ms vs 6.5 ms a step at B = 1024), though it moves about 2x fewer rows. With buckets=True the step expects buckets.py's per-window-size groups.
+  (cbow_neg 3.6 ms vs 6.5 ms a step at B = 1024), though it moves about 2x fewer rows.
+  With buckets=True the step expects buckets.py's per-window-size groups (a tuple of Batches).
+  max_dup: see damp_duplicates. The step exposes `rows` and `update`, which distributed.py calls
+  around its all-gather.
   """
   row_grads = models.get(name).row_grads
   if name.startswith("cbow"):
@@ -111,7 +114,6 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
     return state._replace(params=update(state.params, rg, lr)), metrics
   step.rows, step.update = rows, update
   step.layout = "span" if use_span else ("buckets" if buckets else "batch")
-  step.span = use_span
   return step
 
 
