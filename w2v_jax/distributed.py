@@ -269,13 +269,7 @@ def shard_chunk(cfg: TrainConfig, mesh: Mesh, state, step: Callable, vocab_size:
     stacked = jax.lax.with_sharding_constraint(stacked, NamedSharding(mesh, P(None, DATA)))
     if pairs:
       stacked = jax.vmap(jax.vmap(step_lib.per_pair, (0, None)), (0, None))(stacked, cfg.neg)
-
-    def body(state, xs):
-      i, batch = xs
-      progress = (data.epoch + (first_step + i) / data.steps) / cfg.epochs
-      return step(state, batch, step_lib.linear_lr(cfg.learning_rate, cfg.min_lr_ratio, progress))
-
-    state, ms = jax.lax.scan(body, state, (jnp.arange(S), stacked))
-    return state, jax.tree.map(jnp.sum, ms)
+    return step_lib.scan_steps(step, state, stacked, data, first_step, lr=cfg.learning_rate,
+                               min_lr_ratio=cfg.min_lr_ratio, epochs=cfg.epochs)
 
   return jax.jit(chunk, out_shardings=(shardings, NamedSharding(mesh, P())), donate_argnums=0)

@@ -180,12 +180,21 @@ def make_train_chunk(step: Callable, *, steps_per_call: int, batch_size: int, wi
                                    reduced_window=reduced_window, layout=getattr(step, "layout", "batch"))
     if pair_negatives:
       stacked = jax.vmap(per_pair, in_axes=(0, None))(stacked, neg)
-
-    def body(state, xs):
-      i, batch = xs
-      progress = (data.epoch + (first_step + i) / data.steps) / epochs
-      return step(state, batch, linear_lr(lr, min_lr_ratio, progress))
-
-    state, ms = jax.lax.scan(body, state, (jnp.arange(steps_per_call), stacked))
-    return state, jax.tree.map(jnp.sum, ms)
+    return scan_steps(step, state, stacked, data, first_step, lr=lr, min_lr_ratio=min_lr_ratio,
+                      epochs=epochs)
   return chunk
+
+
+def scan_steps(step: Callable, state: TrainState, stacked, data: EpochData, first_step, *, lr: float,
+               min_lr_ratio: float, epochs: int) -> tuple[TrainState, Metrics]:
+  """`step` over the S batches stacked on the leading axis of `stacked`, under lax.scan, with word2vec's
+  linear lr schedule; returns the state and the summed metrics. Shared by every chunk (distributed.py)."""
+  S = jax.tree.leaves(stacked)[0].shape[0]
+
+  def body(state, xs):
+    i, batch = xs
+    progress = (data.epoch + (first_step + i) / data.steps) / epochs
+    return step(state, batch, linear_lr(lr, min_lr_ratio, progress))
+
+  state, ms = jax.lax.scan(body, state, (jnp.arange(S), stacked))
+  return state, jax.tree.map(jnp.sum, ms)
