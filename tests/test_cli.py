@@ -66,6 +66,7 @@ def test_same_flags_give_byte_identical_vectors(tmp_path):
     (["--model=skipgram"], ["unknown model 'skipgram'"]),
     (["--window=0"], ["window"]),
     (["--neg=-1"], ["neg"]),
+    (["--max_dup=-1"], ["--max_dup"]),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, fragments):
   assert_one_line_error(run_train(tmp_path, f"--workdir={tmp_path / 'run'}", *flags), *fragments)

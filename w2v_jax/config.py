@@ -63,6 +63,9 @@ class TrainConfig:
       raise W2VError(f"min_lr_ratio must be in (0, 1], got {self.min_lr_ratio}")
     if self.seed < 0:
       raise W2VError(f"--seed must be >= 0, got {self.seed}")
+    if self.max_dup is not None and not self.max_dup > 0:
+      raise W2VError(f"--max_dup must be > 0 (or 0 on the command line to switch the cap off), "
+                     f"got {self.max_dup}")
     if self.max_vocab_size is not None and self.max_vocab_size < 1:
       raise W2VError(f"--max_vocab_size must be at least 1, got {self.max_vocab_size}")
     choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
