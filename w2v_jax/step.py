@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from w2v_jax import batches, kernels, models, sampling
+from w2v_jax import batches, kernels, models, native, sampling
 from w2v_jax.types import Batch, Params, SpanBatch
 
 
@@ -62,7 +62,8 @@ def damp_duplicates(idx, rows, num_rows: int, max_dup: float):
 
 
 def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: str = "swapped",
-                   span: bool = False, buckets: bool = False, max_dup: float | None = None) -> Callable:
+                   span: bool = False, buckets: bool = False, max_dup: float | None = None,
+                   native_scatter: bool = False) -> Callable:
   """word2vec's sparse SGD: params += −lr · (row gradients of the summed loss).
 
   For sgram_neg, `sgram_neg_form` picks how a window's negatives are used (see kernels.py):
@@ -78,6 +79,9 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
   With buckets=True the step expects buckets.py's per-window-size groups (a tuple of Batches).
   max_dup: see damp_duplicates. The step exposes `rows` and `update`, which distributed.py calls
   around its all-gather.
+  native_scatter: apply the rows with native.apply_rows's CPU kernel (the same bits as the XLA scatter,
+  about 2x faster on the CPU, and no copy to join the buckets' rows); ignored where it is not available.
+  Single-device only: under a mesh the tables may be sharded, which a custom call does not know.
   """
   row_grads = models.get(name).row_grads
   if name.startswith("cbow"):
@@ -92,26 +96,30 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
   if use_span:
     row_grads = span_kernels[name]
 
-  def rows(params: Params, batch) -> tuple[models.RowGrads, Metrics]:
-    """The step's gradient rows and metrics; batch is a Batch, a SpanBatch, or a tuple of Batches
-    (buckets.py) that make one step. distributed.py all-gathers these rows between rows and update."""
+  def parts(params: Params, batch) -> tuple[list[models.RowGrads], Metrics]:
+    """The step's gradient rows, one RowGrads per group of the batch (a Batch, a SpanBatch, or the
+    tuple of Batches of buckets.py that make one step), and the summed metrics."""
     groups = (batch,) if isinstance(batch, (Batch, SpanBatch)) else batch
     results = [row_grads(params, g) for g in groups]
-    rg = models.RowGrads(*(jnp.concatenate(parts) for parts in zip(*(r[1] for r in results))))
     metrics = [_metrics(loss, g.mask) for (loss, _), g in zip(results, groups)]
-    return rg, jax.tree.map(lambda *m: sum(m), *metrics)
+    return [rg for _, rg in results], jax.tree.map(lambda *m: sum(m), *metrics)
 
-  def update(params: Params, rg: models.RowGrads, lr) -> Params:
-    """params − lr · rows, with a frequent word's rows capped (damp_duplicates) when max_dup is set."""
-    if max_dup is not None:
-      V = params.W_in.shape[0]
-      rg = rg._replace(in_rows=damp_duplicates(rg.in_idx, rg.in_rows, V, max_dup),
-                       out_rows=damp_duplicates(rg.out_idx, rg.out_rows, V, max_dup))
-    return models.apply_rows(params, rg, -lr)
+  def rows(params: Params, batch) -> tuple[models.RowGrads, Metrics]:
+    """`parts` joined into one RowGrads: distributed.py all-gathers these between rows and update."""
+    rgs, metrics = parts(params, batch)
+    return models.RowGrads(*(jnp.concatenate(fields) for fields in zip(*rgs))), metrics
+
+  def update(params: Params, rg, lr) -> Params:
+    """params − lr · rows for a RowGrads or a list of them, with a frequent word's rows capped
+    (damp_duplicates) when max_dup is set: native.apply_rows on each table."""
+    rgs = [rg] if isinstance(rg, models.RowGrads) else rg
+    apply = functools.partial(native.apply_rows, scale=-lr, max_dup=max_dup, native=native_scatter)
+    return Params(apply(params.W_in, [(r.in_idx, r.in_rows) for r in rgs]),
+                  apply(params.W_out, [(r.out_idx, r.out_rows) for r in rgs]))
 
   def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
-    rg, metrics = rows(state.params, batch)
-    return state._replace(params=update(state.params, rg, lr)), metrics
+    rgs, metrics = parts(state.params, batch)
+    return state._replace(params=update(state.params, rgs, lr)), metrics
   step.rows, step.update = rows, update
   step.layout = "span" if use_span else ("buckets" if buckets else "batch")
   return step

@@ -1,0 +1,97 @@
+"""Where a training step's time goes: the real chunk on a real corpus, timed, then traced op by op.
+
+  python scripts/profile_step.py --corpus ../shared/data/dev_corpus.txt.gz --model cbow_neg
+  python scripts/profile_step.py --corpus ... --model sgram_neg --no_native   # XLA's scatter instead
+
+It builds the chunk `train.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
+steady-state steps, then records a jax.profiler trace with XLA:CPU's per-thunk trace events on and prints
+the time of each kind of op per step, summed over threads (so the total can exceed the wall time when
+XLA runs independent ops at once). This is the profile the performance notes in the README quote.
+"""
+import argparse
+import collections
+import glob
+import os
+import re
+import sys
+import tempfile
+import time
+
+# Per-op (thunk) trace events must be switched on before XLA initialises.
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from w2v_jax import corpus as corpus_lib, models, train  # noqa: E402
+from w2v_jax import step as step_lib  # noqa: E402
+from w2v_jax.config import TrainConfig  # noqa: E402
+
+
+def _value(default, text: str):
+  if isinstance(default, bool):
+    return text.lower() in ("1", "true", "yes")
+  if default is None:
+    return float(text)
+  return type(default)(text)
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--corpus", required=True)
+  ap.add_argument("--model", default="sgram_neg")
+  ap.add_argument("--set", action="append", default=[], help="a TrainConfig field, key=value")
+  ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (native.py off)")
+  ap.add_argument("--chunks", type=int, default=30, help="timed chunks (steps_per_call steps each)")
+  ap.add_argument("--top", type=int, default=20)
+  args = ap.parse_args()
+
+  base = TrainConfig()
+  fields = {k: _value(getattr(base, k), v) for k, v in (s.split("=", 1) for s in args.set)}
+  cfg = TrainConfig(model=args.model, **fields).validate()
+  vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
+  init_state, step = train.make_step(cfg, native_scatter=not args.no_native)
+  chunk = jax.jit(step_lib.make_train_chunk(
+      step, steps_per_call=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
+      reduced_window=cfg.reduced_window, lr=cfg.learning_rate, min_lr_ratio=cfg.min_lr_ratio,
+      epochs=cfg.epochs), donate_argnums=0)
+  state = init_state(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  data = train.epoch_data(cfg, vocab, enc, 0)
+  S = cfg.steps_per_call
+  if (args.chunks + 12) * S > int(data.steps):
+    raise SystemExit(f"error: the epoch has {int(data.steps)} steps, fewer than --chunks needs; lower it")
+  state, m = chunk(state, data, jnp.int32(0))
+  jax.block_until_ready(m)
+
+  t = time.perf_counter()
+  for i in range(1, args.chunks + 1):
+    state, m = chunk(state, data, jnp.int32(i * S))
+  jax.block_until_ready(m)
+  dt = (time.perf_counter() - t) / (args.chunks * S)
+  print(f"{cfg.model}, B={cfg.batch_size}, D={cfg.dim}, native={not args.no_native}: "
+        f"{dt * 1e3:.3f} ms/step, {cfg.batch_size / dt / 1e3:.0f}k centers/s")
+
+  traced = 10
+  with tempfile.TemporaryDirectory() as trace_dir:
+    with jax.profiler.trace(trace_dir):
+      for i in range(args.chunks + 1, args.chunks + 1 + traced):
+        state, m = chunk(state, data, jnp.int32(i * S))
+      jax.block_until_ready(m)
+    from jax._src.lib import _profile_data
+    profile = _profile_data.ProfileData.from_file(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0])
+    per_op = collections.Counter()
+    for plane in profile.planes:
+      for line in plane.lines:
+        for event in line.events:
+          if "Thunk" in event.name or event.name.startswith("$") or "tf_" in event.name:
+            continue   # executor and Python frames, not ops
+          per_op[re.sub(r"[._]\d+$", "", event.name)] += event.duration_ns
+  steps = traced * S
+  print(f"op time per step, summed over threads: {sum(per_op.values()) / steps / 1e3:.0f} us")
+  for name, ns in per_op.most_common(args.top):
+    print(f"  {ns / steps / 1e3:8.1f} us  {name}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,94 @@
+"""native.apply_rows: the CPU kernel gives the bits of its pure-JAX definition, and so does training."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.helpers import planted_corpus
+from tests.test_cli import ROOT, TINY
+from w2v_jax import buckets, native
+
+needs_kernel = pytest.mark.skipif(native._compiler() is None or os.environ.get("W2V_JAX_NATIVE") == "0",
+                                  reason="no C++ compiler here: the reference path runs instead")
+
+
+@needs_kernel
+def test_the_kernel_builds_and_registers_on_the_cpu():
+  assert native.available()
+
+
+def _parts(rng, V, D, sizes):
+  """Rows with the cases a step produces: repeated ids, all-zero (padding) rows, ids out of range."""
+  parts = []
+  for n in sizes:
+    idx = rng.integers(0, 6, n).astype(np.int32)               # few ids: many repeats
+    idx[rng.random(n) < 0.3] = rng.integers(0, V, 1)[0]        # one very frequent word
+    idx[0], idx[-1] = V, -1                                    # dropped; counted from the end
+    rows = rng.normal(size=(n, D)).astype(np.float32)
+    rows[rng.random(n) < 0.2] = 0.0                            # padding slots
+    parts.append((jnp.asarray(idx), jnp.asarray(rows)))
+  return parts
+
+
+@needs_kernel
+@pytest.mark.parametrize("max_dup", [None, 3.0, 32.0])
+def test_kernel_equals_reference_bit_for_bit(max_dup):
+  rng = np.random.default_rng(0)
+  V, D = 40, 24
+  table = jnp.asarray(rng.normal(size=(V, D)), jnp.float32)
+  parts = _parts(rng, V, D, [20, 7, 40])
+  scale = jnp.float32(-0.37)
+
+  def run(native_flag, cap):
+    # In a donated scan, as the trainer runs it: the kernel updates the carried table in place. The
+    # rows are arguments, not constants, which XLA would fold with other arithmetic than it compiles.
+    f = jax.jit(lambda t, parts, scale: jax.lax.scan(
+        lambda t, _: (native.apply_rows(t, parts, scale, cap, native=native_flag), None),
+        t, None, length=3)[0], donate_argnums=0)
+    return np.asarray(f(jnp.array(table), parts, scale))
+
+  want = run(False, max_dup)
+  assert np.array_equal(run(True, max_dup), want)
+  # The frequent word has more than 3 rows per call and fewer than 32: only the cap of 3 binds, so
+  # the comparison above covers the damping.
+  assert np.array_equal(want, run(False, None)) == (max_dup != 3.0)
+
+
+@needs_kernel
+def test_training_gives_the_same_checkpoint_with_and_without_the_kernel(tmp_path):
+  corpus = planted_corpus(tmp_path / "c.txt")
+  tables = {}
+  for flag in ("1", "0"):
+    for model in ("cbow_neg", "sgram_neg"):
+      workdir = tmp_path / f"{model}-{flag}"
+      env = {**os.environ, "W2V_JAX_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
+             "W2V_JAX_NATIVE": flag}
+      out = subprocess.run([sys.executable, "-m", "experiments.train", f"--corpus={corpus}",
+                            f"--workdir={workdir}", f"--model={model}", *TINY], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+      assert out.returncode == 0, out.stderr
+      with np.load(workdir / "checkpoint.npz") as saved:
+        tables[model, flag] = {k: saved[k] for k in saved.files}
+  for model in ("cbow_neg", "sgram_neg"):
+    a, b = tables[model, "1"], tables[model, "0"]
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=f"{model} {k}")
+
+
+def test_random_permutation_is_a_uniform_permutation():
+  n, draws = 8, 4000
+  perms = np.asarray(jax.vmap(lambda i: buckets.random_permutation(jax.random.fold_in(jax.random.PRNGKey(0), i),
+                                                                   n))(jnp.arange(draws)))
+  assert all(sorted(p) == list(range(n)) for p in perms[:200])
+  # Where each position lands: uniform over the n places (chi-square, n-1 = 7 dof per position).
+  counts = np.stack([np.bincount(perms[:, i], minlength=n) for i in range(n)])
+  chi2 = ((counts - draws / n) ** 2 / (draws / n)).sum(axis=1)
+  assert chi2.max() < 30, chi2           # p ~ 1e-4 for 7 dof; argsort by position would give ~28000
+  # Large n falls back to argsort and is still a permutation.
+  big = np.asarray(buckets.random_permutation(jax.random.PRNGKey(1), (1 << 16) + 3))
+  assert np.array_equal(np.sort(big), np.arange((1 << 16) + 3))

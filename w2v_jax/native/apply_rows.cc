@@ -1,0 +1,109 @@
+// w2v_apply_rows: table[idx[i]] += scale * damp(rows[i]), in place, for several (idx, rows) parts.
+//
+// The CPU kernel behind w2v_jax/native.py. It computes what the pure-JAX path computes
+// (native.apply_rows_reference):
+//     W = W.at[concat(idx)].add(scale * damp_duplicates(concat(idx), concat(rows), V, max_dup))
+// with the same float operations in the same order, so the result is the same bits (checked by
+// tests/test_native.py). XLA:CPU emits a scatter-add as a scalar loop; this one is vectorised, and it
+// joins the parts (one per window-size bucket) without copying them into one array first.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+struct Part {
+  const int32_t* idx;
+  const float* rows;   // [n, d]
+  int64_t n;
+};
+
+inline bool AnyNonZero(const float* row, int64_t d) {
+  for (int64_t j = 0; j < d; ++j)
+    if (row[j] != 0.0f) return true;
+  return false;
+}
+
+// idx as JAX's .at[] reads it: negative ids count from the end, ids still out of range are dropped.
+inline int64_t Normalize(int32_t i, int64_t v) {
+  const int64_t k = i < 0 ? int64_t{i} + v : int64_t{i};
+  return (k >= 0 && k < v) ? k : -1;
+}
+
+// Scratch counts, kept zeroed between calls (only touched entries are reset), so a call costs O(rows),
+// not O(V). One buffer per thread: calls on the two tables may run at once on different threads.
+float* Counts(int64_t v) {
+  thread_local std::vector<float> count;
+  if (static_cast<int64_t>(count.size()) < v) count.assign(v, 0.0f);
+  return count.data();
+}
+
+ffi::Error ApplyRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scale_buf,
+                         ffi::RemainingArgs args, ffi::Result<ffi::Buffer<ffi::F32>> out, float max_dup) {
+  auto dims = table.dimensions();
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("w2v_apply_rows: the table must be 2-D");
+  const int64_t v = dims[0], d = dims[1];
+  float* w = out->typed_data();
+  if (w != table.typed_data()) std::memcpy(w, table.typed_data(), sizeof(float) * v * d);
+  if (args.size() % 2 != 0) return ffi::Error::InvalidArgument("w2v_apply_rows: parts come as (idx, rows) pairs");
+  const float scale = scale_buf.typed_data()[0];
+
+  std::vector<Part> parts;
+  for (size_t a = 0; a < args.size(); a += 2) {
+    auto idx = args.get<ffi::Buffer<ffi::S32>>(a);
+    auto rows = args.get<ffi::Buffer<ffi::F32>>(a + 1);
+    if (!idx.has_value() || !rows.has_value())
+      return ffi::Error::InvalidArgument("w2v_apply_rows: a part is not (int32 idx, float32 rows)");
+    const int64_t n = idx->element_count();
+    if (rows->element_count() != n * d)
+      return ffi::Error::InvalidArgument("w2v_apply_rows: rows must be [len(idx), D]");
+    parts.push_back({idx->typed_data(), rows->typed_data(), n});
+  }
+
+  // Padding slots carry an all-zero row: not updates, so they count for no word (as damp_duplicates).
+  float* count = max_dup > 0.0f ? Counts(v) : nullptr;
+  if (count != nullptr) {
+    for (const Part& p : parts)
+      for (int64_t i = 0; i < p.n; ++i) {
+        const int64_t k = Normalize(p.idx[i], v);
+        if (k >= 0 && AnyNonZero(p.rows + i * d, d)) count[k] += 1.0f;
+      }
+  }
+  for (const Part& p : parts)
+    for (int64_t i = 0; i < p.n; ++i) {
+      const int64_t k = Normalize(p.idx[i], v);
+      if (k < 0) continue;
+      const float* row = p.rows + i * d;
+      float* dst = w + k * d;
+      // The reference's operations in its order: rows * f (damping), then scale * that.
+      if (count == nullptr) {
+        for (int64_t j = 0; j < d; ++j) dst[j] += scale * row[j];
+      } else {
+        const float f = std::min(1.0f, max_dup / std::max(count[k], 1.0f));
+        for (int64_t j = 0; j < d; ++j) dst[j] += scale * (row[j] * f);
+      }
+    }
+  if (count != nullptr) {
+    for (const Part& p : parts)
+      for (int64_t i = 0; i < p.n; ++i) {
+        const int64_t k = Normalize(p.idx[i], v);
+        if (k >= 0) count[k] = 0.0f;
+      }
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplyRows, ApplyRowsImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // table [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale []
+                                  .RemainingArgs()                // (idx, rows) per part
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // table, aliased
+                                  .Attr<float>("max_dup"));       // <= 0: no cap
