@@ -42,6 +42,8 @@ def define_training_flags(sweep: bool = False) -> None:
                     "the literal model (shared), or K negatives per pair (pairs)")
   flags.DEFINE_float("max_dup", _D.max_dup, "cap on a word's summed updates in one step; 0 switches it off")
   flags.DEFINE_bool("bucket_windows", _D.bucket_windows, "group a step's centers by window size (no padding)")
+  flags.DEFINE_bool("span_inputs", _D.span_inputs, "cbow_neg on one device: gather and update each corpus "
+                    "position's input row once per step, not once per window it is in")
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
   # Devices and hosts: runtime settings, not part of the config, so a run can resume on another mesh.
   flags.DEFINE_string("mesh", None, "devices to train on, as axis:size over the devices JAX sees, e.g. "
@@ -56,7 +58,7 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
   names = ["epochs", "min_count", "max_vocab_size", "sample", "lr", "batch_size", "seed", "ns_exponent",
            "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer",
-           "steps_per_call", "sgram_neg_form", "bucket_windows"]
+           "steps_per_call", "sgram_neg_form", "bucket_windows", "span_inputs"]
   values = {n: getattr(FLAGS, n) for n in names}
   values["max_dup"] = FLAGS.max_dup or None   # 0 (or unset) means no cap
   for n in ("model", "dim", "window", "neg"):

@@ -132,7 +132,10 @@ def main():
     print(json.dumps({"w2v_jax": worker_w2v_jax, "gensim": worker_gensim}[args.worker](args)))
     return
   import jax
-  print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}", flush=True)
+  from w2v_jax import native
+  kernel = "the native C++ kernel" if native.available() else "XLA's scatter-add"
+  print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}; rows applied by {kernel} "
+        "(W2V_JAX_NATIVE=0 for XLA's)", flush=True)
   results = {"compare": compare(args)}
   if args.scaling:
     import bench_sizes

@@ -42,7 +42,7 @@ def main():
   ap.add_argument("--corpus", required=True)
   ap.add_argument("--model", default="sgram_neg")
   ap.add_argument("--set", action="append", default=[], help="a TrainConfig field, key=value")
-  ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (native.py off)")
+  ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (W2V_JAX_NATIVE=0)")
   ap.add_argument("--chunks", type=int, default=30, help="timed chunks (steps_per_call steps each)")
   ap.add_argument("--top", type=int, default=20)
   args = ap.parse_args()
@@ -51,7 +51,9 @@ def main():
   fields = {k: _value(getattr(base, k), v) for k, v in (s.split("=", 1) for s in args.set)}
   cfg = TrainConfig(model=args.model, **fields).validate()
   vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
-  init_state, step = train.make_step(cfg, native_scatter=not args.no_native)
+  if args.no_native:
+    os.environ["W2V_JAX_NATIVE"] = "0"   # read when the kernel is first needed, at tracing
+  init_state, step = train.make_step(cfg, single_device=True)   # as train.fit without a mesh
   chunk = jax.jit(step_lib.make_train_chunk(
       step, steps_per_call=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
       reduced_window=cfg.reduced_window, lr=cfg.learning_rate, min_lr_ratio=cfg.min_lr_ratio,

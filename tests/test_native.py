@@ -59,6 +59,39 @@ def test_kernel_equals_reference_bit_for_bit(max_dup):
 
 
 @needs_kernel
+@pytest.mark.parametrize("max_dup", [None, 2.0])
+def test_span_kernel_equals_reference_bit_for_bit(max_dup):
+  rng = np.random.default_rng(1)
+  V, D, B, W = 30, 16, 40, 3
+  table = jnp.asarray(rng.normal(size=(V, D)), jnp.float32)
+  tokens = jnp.asarray(rng.integers(0, 5, B + 2 * W), jnp.int32)          # few words: repeats
+  coef = jnp.asarray((rng.random((B, 2 * W)) < 0.6) * rng.normal(size=(B, 2 * W)), jnp.float32)
+  vecs = jnp.asarray(rng.normal(size=(B, D)), jnp.float32)
+
+  def run(native_flag, cap):
+    f = jax.jit(lambda t, tok, c, v: native.apply_span_rows(t, tok, c, v, jnp.float32(-0.3), cap,
+                                                            native=native_flag), donate_argnums=0)
+    return np.asarray(f(jnp.array(table), tokens, coef, vecs))
+
+  want = run(False, max_dup)
+  assert np.array_equal(run(True, max_dup), want)
+  assert np.array_equal(want, run(False, None)) == (max_dup is None)   # a cap of 2 binds here
+  # And the reference is the per-slot update: slot (b, j) adds coef[b, j] * vecs[b] at its position.
+  if max_dup is None:
+    slots = np.asarray(kernels_ctx_ids(tokens, B, W))
+    rows = (np.asarray(coef)[:, :, None] * np.asarray(vecs)[:, None, :]).reshape(-1, D)
+    expect = np.asarray(table).copy()
+    np.add.at(expect, slots.reshape(-1), -0.3 * rows)
+    np.testing.assert_allclose(want, expect, rtol=1e-5, atol=1e-5)
+
+
+def kernels_ctx_ids(tokens, B, W):
+  """[B, 2W] word ids of the context slots of a span: slot j of window b is position b + W + o_j."""
+  offsets = np.concatenate([np.arange(-W, 0), np.arange(1, W + 1)])
+  return np.asarray(tokens)[np.arange(B)[:, None] + W + offsets]
+
+
+@needs_kernel
 def test_training_gives_the_same_checkpoint_with_and_without_the_kernel(tmp_path):
   corpus = planted_corpus(tmp_path / "c.txt")
   tables = {}

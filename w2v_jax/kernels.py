@@ -89,15 +89,25 @@ def sgram_neg_swapped_span_row_grads(params: Params, span: SpanBatch):
   return loss, RowGrads(span.tokens, _unslots(dh, window), out_idx, out_rows)
 
 
-def cbow_neg_span_row_grads(params: Params, span: SpanBatch, cbow_context_grad: str = "sum"):
-  """`models.cbow_neg_row_grads` of batches.to_batch(span), from B+2W input rows."""
+def cbow_neg_span_parts(params: Params, span: SpanBatch, cbow_context_grad: str = "sum"):
+  """cbow_neg on a SpanBatch from B+2W input rows: (loss [B], coef [B, C], ∂L/∂h [B, D], W_out parts as
+  models.cbow_neg_head gives them). Context slot (b, j) receives coef[b, j] · ∂L/∂h_b
+  (models.context_scale); native.apply_span_rows sums those per position and writes B+2W rows, where
+  `cbow_neg_span_row_grads` writes them out."""
   B, C = span.mask.shape
   window = C // 2
-  rows = _slots(params.W_in[span.tokens], B, window)                # [B, C, D]
+  rows = params.W_in[span.tokens]                                  # [B+2W, D]: each position once
   n = jnp.sum(span.mask, axis=1)
-  h = jnp.einsum("bc,bcd->bd", span.mask, rows) / jnp.maximum(n, 1.0)[:, None]
-  loss, dh, out_idx, out_rows = models.cbow_neg_head(params, h, n, span.tokens[window:window + B],
-                                                     span.negatives)
-  scale = models.context_scale(span.mask, n, cbow_context_grad)               # [B, C]
-  return loss, RowGrads(span.tokens, _unslots(scale[:, :, None] * dh[:, None, :], window), out_idx,
-                        out_rows)
+  # Σ_j m_bj · row[b + W + o_j], over static shifted slices: no [B, C, D] array is formed.
+  h = sum(span.mask[:, j, None] * rows[window + o:window + o + B]
+          for j, o in enumerate(context_offsets(window))) / jnp.maximum(n, 1.0)[:, None]
+  loss, dh, out_parts = models.cbow_neg_head(params, h, n, span.tokens[window:window + B], span.negatives)
+  return loss, models.context_scale(span.mask, n, cbow_context_grad), dh, out_parts
+
+
+def cbow_neg_span_row_grads(params: Params, span: SpanBatch, cbow_context_grad: str = "sum"):
+  """`models.cbow_neg_row_grads` of batches.to_batch(span), from B+2W input rows."""
+  loss, coef, dh, out_parts = cbow_neg_span_parts(params, span, cbow_context_grad)
+  out_idx, out_rows = (jnp.concatenate(x) for x in zip(*out_parts))
+  return loss, RowGrads(span.tokens, _unslots(coef[:, :, None] * dh[:, None, :], coef.shape[1] // 2),
+                        out_idx, out_rows)

@@ -207,13 +207,17 @@ def cbow_neg_row_grads(params: Params, batch: Batch, cbow_context_grad: str = "m
   A negative equal to the center (or repeated) simply adds its rows: both are scatter-adds.
   """
   h, n = _batch_h(params, batch)
-  loss, dh, out_idx, out_rows = cbow_neg_head(params, h, n, batch.center, batch.negatives)
+  loss, dh, out_parts = cbow_neg_head(params, h, n, batch.center, batch.negatives)
+  out_idx, out_rows = (jnp.concatenate(x) for x in zip(*out_parts))
   in_idx, in_rows = _scatter_context(batch, dh, n, cbow_context_grad)
   return loss, RowGrads(in_idx, in_rows, out_idx, out_rows)
 
 
 def cbow_neg_head(params: Params, h, n, center, negatives):
-  """cbow_neg from the hidden vector on: (loss [B], ∂L/∂h [B, D], W_out rows and their gradients)."""
+  """cbow_neg from the hidden vector on: (loss [B], ∂L/∂h [B, D], W_out rows as two parts).
+
+  The parts are (center ids [B], their rows) and (negative ids [B·K], their rows): the step hands both to
+  native.apply_rows as they are (joining them cost 0.35 ms of a 2.6 ms step); RowGrads joins them."""
   valid = (n > 0).astype(h.dtype)
   u_pos = params.W_out[center]                                               # [B, D]
   u_neg = params.W_out[negatives]                                            # [B, K, D]
@@ -223,10 +227,8 @@ def cbow_neg_head(params: Params, h, n, center, negatives):
   g_pos = valid * (jax.nn.sigmoid(s_pos) - 1.0)
   g_neg = valid[:, None] * jax.nn.sigmoid(s_neg)
   dh = g_pos[:, None] * u_pos + weighted_rows(g_neg, u_neg)
-  out_idx = jnp.concatenate([center, negatives.reshape(-1)])
-  out_rows = jnp.concatenate([g_pos[:, None] * h,
-                              (g_neg[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1])])
-  return loss, dh, out_idx, out_rows
+  return loss, dh, [(center, g_pos[:, None] * h),
+                    (negatives.reshape(-1), (g_neg[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))]
 
 
 def sgram_neg_row_grads(params: Params, batch: Batch):

@@ -1,4 +1,4 @@
-"""A CPU kernel for the one op XLA:CPU does slowly here: scatter-adding gradient rows into a table.
+"""CPU kernels for the op XLA:CPU does slowly here: scatter-adding gradient rows into a table.
 
 `apply_rows(table, parts, scale, max_dup)` returns
     table.at[concat(idx)].add(scale * damp_duplicates(concat(idx), concat(rows), V, max_dup))
@@ -7,12 +7,19 @@ that `apply_rows_reference` spells out. The kernel performs the same float opera
 order, so both give the same bits (tests/test_native.py checks it, and that a training run is
 bit-identical with and without the kernel).
 
-Why: XLA:CPU lowers a scatter-add to a scalar loop (about 9M rows/s at D = 100 here) and the
-window-size buckets' rows had to be concatenated before it. The kernel is a vectorised loop, in place
-on the donated table (input_output_aliases), over the parts as they are. Measured with
-scripts/profile_step.py on the dev corpus: cbow_neg's step went from 3.7 to 3.1 ms (B = 1024), and
-sgram_neg's did not change measurably (about 4.5 ms): its time is in the gathers and the small batched
-products, and a row costs about the same to update from XLA's loop or from this one, bound by memory.
+`apply_span_rows(table, tokens, coef, vecs, scale, max_dup)` is CBOW's input side on a SpanBatch:
+context slot (b, j) receives coef[b, j] · vecs[b], each of the B + 2W span positions sums its slots,
+and B + 2W rows are applied instead of B·2W (`apply_span_rows_reference`: kernels._unslots, then the
+same scatter-add; again the same bits).
+
+Why: XLA:CPU lowers a scatter-add to a scalar loop (about 9M rows/s at D = 100 here), the
+window-size buckets' rows had to be concatenated before it, and XLA's fused per-position sum of the
+span layout ran at 2.3 ms a step. The kernels are vectorised loops, in place on the donated table
+(input_output_aliases), over the parts as they are. Measured with scripts/profile_step.py on the dev
+corpus at B = 1024: cbow_neg's step went from 3.7 ms (bucketed, XLA) to 3.1 ms (bucketed, kernel) to
+2.5 ms (span layout, kernels); sgram_neg's did not change measurably (about 4.5 ms): its time is in the
+gathers and the small batched products, and a row costs about the same to update from XLA's loop or
+from this one, bound by memory.
 
 Where it runs: on the CPU backend, when a C++ compiler is found (CXX, c++, g++ or clang++). It is
 built on first use from native/apply_rows.cc against jaxlib's bundled XLA FFI headers (about 5 s),
@@ -37,6 +44,7 @@ import numpy as np
 
 _SOURCE = pathlib.Path(__file__).parent / "native" / "apply_rows.cc"
 _TARGET = "w2v_apply_rows"
+_SPAN_TARGET = "w2v_apply_span_rows"
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC", "-w"]
 
 
@@ -72,6 +80,7 @@ def _load() -> bool:
   except OSError:   # no writable build directory, or a library that does not load: use the reference
     return False
   jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.W2vApplyRows), platform="cpu")
+  jax.ffi.register_ffi_target(_SPAN_TARGET, jax.ffi.pycapsule(lib.W2vApplySpanRows), platform="cpu")
   return True
 
 
@@ -101,3 +110,24 @@ def apply_rows(table, parts, scale, max_dup: float | None, *, native: bool = Tru
                           input_output_aliases={0: 0}, vmap_method="sequential")
   return call(table, jnp.asarray(scale, jnp.float32), *args,
               max_dup=np.float32(max_dup if max_dup is not None else 0.0))
+
+
+def apply_span_rows_reference(table, tokens, coef, vecs, scale, max_dup: float | None):
+  """The pure-JAX definition of the span kernel: slot (b, j) receives coef[b, j] · vecs[b], each span
+  position sums its slots (kernels._unslots), and the B + 2W position rows are applied."""
+  from w2v_jax import kernels   # kernels imports models, which is fine; kept local like step's
+  rows = kernels._unslots(coef[:, :, None] * vecs[:, None, :], coef.shape[1] // 2)
+  return apply_rows_reference(table, [(tokens, rows)], scale, max_dup)
+
+
+def apply_span_rows(table, tokens, coef, vecs, scale, max_dup: float | None, *, native: bool = True):
+  """`apply_span_rows_reference` by the kernel when `native` and available: the same bits.
+
+  tokens int32 [B + 2W] (a SpanBatch's), coef [B, 2W] (what each context slot's row is scaled by),
+  vecs [B, D] (one vector per window, CBOW's ∂L/∂h). B·2W slot rows become B + 2W table rows."""
+  if not (native and table.dtype == jnp.float32 and available()):
+    return apply_span_rows_reference(table, tokens, coef, vecs, scale, max_dup)
+  call = jax.ffi.ffi_call(_SPAN_TARGET, jax.ShapeDtypeStruct(table.shape, table.dtype),
+                          input_output_aliases={0: 0}, vmap_method="sequential")
+  return call(table, jnp.asarray(scale, jnp.float32), tokens.astype(jnp.int32), coef.astype(jnp.float32),
+              vecs.astype(jnp.float32), max_dup=np.float32(max_dup if max_dup is not None else 0.0))

@@ -74,14 +74,16 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
                split by `per_pair` into B·C one-context examples. Slowest; word2vec.c's exact sampling.
   With span=True, the negative-sampling kernels read `SpanBatch`es (kernels.py: each position's input
   row is gathered and scattered once, not once per window); `step.layout` tells the caller which to build.
-  Off by default: in a step microbenchmark on the 2-core CPU it ran slower than the per-slot form
-  (cbow_neg 3.6 ms vs 6.5 ms a step at B = 1024), though it moves about 2x fewer rows.
+  For cbow_neg with native_scatter it is the fastest form on the CPU (train.make_step picks it, with
+  TrainConfig.span_inputs): cbow_neg 2.5 ms a step against 3.1 ms bucketed, at B = 1024. Under XLA's
+  scatter it is slower than buckets (its per-position sum ran at 2.3 ms a step), as is sgram_neg's span
+  kernel either way, so sgram_neg stays bucketed.
   With buckets=True the step expects buckets.py's per-window-size groups (a tuple of Batches).
   max_dup: see damp_duplicates. The step exposes `rows` and `update`, which distributed.py calls
   around its all-gather.
-  native_scatter: apply the rows with native.apply_rows's CPU kernel (the same bits as the XLA scatter,
-  about 2x faster on the CPU, and no copy to join the buckets' rows); ignored where it is not available.
-  Single-device only: under a mesh the tables may be sharded, which a custom call does not know.
+  native_scatter: apply the rows with native.py's CPU kernels (the same bits as XLA's scatter, and no
+  copy to join the buckets' rows; cbow_neg's step 3.7 -> 3.1 ms, sgram_neg's unchanged); ignored where
+  they are not available. Single-device only: under a mesh the tables may be sharded.
   """
   row_grads = models.get(name).row_grads
   if name.startswith("cbow"):
@@ -118,6 +120,15 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
                   apply(params.W_out, [(r.out_idx, r.out_rows) for r in rgs]))
 
   def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
+    if use_span and name == "cbow_neg":
+      # update(rows(...)) with the input side applied from its factors: the same values, and the
+      # [B+2W, D] position rows are summed inside the kernel instead of by XLA (slow, see module doc).
+      p = state.params
+      loss, coef, dh, out_parts = kernels.cbow_neg_span_parts(p, batch, cbow_context_grad)
+      apply = dict(scale=-lr, max_dup=max_dup, native=native_scatter)
+      params = Params(native.apply_span_rows(p.W_in, batch.tokens, coef, dh, **apply),
+                      native.apply_rows(p.W_out, out_parts, **apply))
+      return state._replace(params=params), _metrics(loss, batch.mask)
     rgs, metrics = parts(state.params, batch)
     return state._replace(params=update(state.params, rgs, lr)), metrics
   step.rows, step.update = rows, update

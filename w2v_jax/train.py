@@ -37,16 +37,18 @@ class FitResult:
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
 
 
-def make_step(cfg: TrainConfig, native_scatter: bool = False):
+def make_step(cfg: TrainConfig, single_device: bool = False):
   """(init_state, step) for cfg.optimizer: word2vec's sparse SGD, or autodiff + an optax optimizer.
 
-  native_scatter: the fast path applies its rows with native.py's CPU kernel where it is available
-  (the same bits as XLA's scatter, faster); fit turns it on without a mesh."""
+  single_device (fit without a mesh): the fast path applies its rows with native.py's CPU kernel where
+  it is available (the same bits as XLA's scatter, faster), and cbow_neg reads SpanBatches when
+  cfg.span_inputs. A mesh shards batches per window, so there cbow_neg uses the per-window batches."""
   if cfg.optimizer == "word2vec":
+    span = single_device and cfg.span_inputs and cfg.model == "cbow_neg"
     return step_lib.TrainState, step_lib.make_fast_step(
-        cfg.model, cfg.cbow_context_grad, cfg.sgram_neg_form,
-        buckets=cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs",
-        max_dup=cfg.max_dup, native_scatter=native_scatter)
+        cfg.model, cfg.cbow_context_grad, cfg.sgram_neg_form, span=span,
+        buckets=not span and cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs",
+        max_dup=cfg.max_dup, native_scatter=single_device)
   return step_lib.make_research_step(cfg.model, OPTIMIZERS[cfg.optimizer])
 
 
@@ -84,7 +86,7 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
   cfg.validate()
   batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                          vocab_size=len(vocab.words))
-  init_state, step = make_step(cfg, native_scatter=mesh is None)
+  init_state, step = make_step(cfg, single_device=mesh is None)
   chunk = jax.jit(step_lib.make_train_chunk(
       step, steps_per_call=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window,
       neg=cfg.neg, reduced_window=cfg.reduced_window, lr=cfg.learning_rate,

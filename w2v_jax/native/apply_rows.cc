@@ -98,6 +98,70 @@ ffi::Error ApplyRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scal
   return ffi::Error::Success();
 }
 
+// w2v_apply_span_rows: the input side of a CBOW step on a SpanBatch (kernels.py). Window b's context
+// slot j is position b + W + o_j of the span, o = (-W..-1, 1..W), and receives coef[b, j] * vecs[b]; a
+// position sums what its slots receive, and its word's row gets scale * damp(that sum), as
+//     native.apply_rows_reference(table, [(tokens, kernels._unslots(coef[:, :, None] * vecs[:, None], W))])
+// computes it, in the same order (slots j = 0..C-1 per position). So B + 2W rows are written, not B·C.
+ffi::Error ApplySpanRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scale_buf,
+                             ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> coef,
+                             ffi::Buffer<ffi::F32> vecs, ffi::Result<ffi::Buffer<ffi::F32>> out,
+                             float max_dup) {
+  if (table.dimensions().size() != 2 || coef.dimensions().size() != 2 || vecs.dimensions().size() != 2)
+    return ffi::Error::InvalidArgument("w2v_apply_span_rows: table, coef and vecs must be 2-D");
+  const int64_t v = table.dimensions()[0], d = table.dimensions()[1];
+  const int64_t b_size = coef.dimensions()[0], c = coef.dimensions()[1], w = c / 2;
+  const int64_t p_size = tokens.element_count();
+  if (c % 2 != 0 || p_size != b_size + c || vecs.dimensions()[0] != b_size || vecs.dimensions()[1] != d)
+    return ffi::Error::InvalidArgument("w2v_apply_span_rows: shapes must be tokens [B+2W], coef [B, 2W], vecs [B, D]");
+  float* tab = out->typed_data();
+  if (tab != table.typed_data()) std::memcpy(tab, table.typed_data(), sizeof(float) * v * d);
+  const float scale = scale_buf.typed_data()[0];
+  const int32_t* tok = tokens.typed_data();
+  const float* cf = coef.typed_data();
+  const float* vc = vecs.typed_data();
+
+  // Each position's summed row first (they are read twice when the cap needs the counts).
+  thread_local std::vector<float> sums;
+  sums.assign(p_size * d, 0.0f);
+  for (int64_t p = 0; p < p_size; ++p) {
+    float* g = sums.data() + p * d;
+    for (int64_t j = 0; j < c; ++j) {
+      const int64_t b = p - w - (j < w ? j - w : j - w + 1);
+      if (b < 0 || b >= b_size) continue;   // the reference adds a zero pad here
+      const float k = cf[b * c + j];
+      const float* x = vc + b * d;
+      for (int64_t i = 0; i < d; ++i) g[i] += k * x[i];
+    }
+  }
+  float* count = max_dup > 0.0f ? Counts(v) : nullptr;
+  if (count != nullptr) {
+    for (int64_t p = 0; p < p_size; ++p) {
+      const int64_t k = Normalize(tok[p], v);
+      if (k >= 0 && AnyNonZero(sums.data() + p * d, d)) count[k] += 1.0f;
+    }
+  }
+  for (int64_t p = 0; p < p_size; ++p) {
+    const int64_t k = Normalize(tok[p], v);
+    if (k < 0) continue;
+    const float* g = sums.data() + p * d;
+    float* dst = tab + k * d;
+    if (count == nullptr) {
+      for (int64_t i = 0; i < d; ++i) dst[i] += scale * g[i];
+    } else {
+      const float f = std::min(1.0f, max_dup / std::max(count[k], 1.0f));
+      for (int64_t i = 0; i < d; ++i) dst[i] += scale * (g[i] * f);
+    }
+  }
+  if (count != nullptr) {
+    for (int64_t p = 0; p < p_size; ++p) {
+      const int64_t k = Normalize(tok[p], v);
+      if (k >= 0) count[k] = 0.0f;
+    }
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplyRows, ApplyRowsImpl,
@@ -105,5 +169,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplyRows, ApplyRowsImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()   // table [V, D]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // scale []
                                   .RemainingArgs()                // (idx, rows) per part
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // table, aliased
+                                  .Attr<float>("max_dup"));       // <= 0: no cap
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplySpanRows, ApplySpanRowsImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // table [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale []
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // coef [B, 2W]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // vecs [B, D]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // table, aliased
                                   .Attr<float>("max_dup"));       // <= 0: no cap
