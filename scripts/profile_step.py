@@ -49,6 +49,8 @@ def main():
 
   base = TrainConfig()
   fields = {k: _value(getattr(base, k), v) for k, v in (s.split("=", 1) for s in args.set)}
+  if fields.get("max_dup") == 0:
+    fields["max_dup"] = None   # as on the command line: 0 switches the cap off
   cfg = TrainConfig(model=args.model, **fields).validate()
   vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
   if args.no_native:
