@@ -85,6 +85,27 @@ def test_span_kernel_equals_reference_bit_for_bit(max_dup):
     np.testing.assert_allclose(want, expect, rtol=1e-5, atol=1e-5)
 
 
+def test_cbow_span_step_is_update_of_rows():
+  """The cbow_neg span step applies its input side from factors; it must be update(rows(batch))."""
+  from w2v_jax import batches, models, sampling, step as step_lib
+  rng = np.random.default_rng(2)
+  V, D, B, W, K = 25, 8, 16, 2, 3
+  params = models.init(jax.random.PRNGKey(0), V, D)
+  params = params._replace(W_out=jnp.asarray(rng.normal(size=(V, D)), params.W_out.dtype))
+  tokens = jnp.asarray(rng.integers(0, 6, 200), jnp.int32)
+  sent = jnp.asarray(np.repeat(np.arange(20), 10), jnp.int32)
+  noise = jax.tree.map(jnp.asarray, sampling.noise_alias(np.arange(1, V + 1), 0.75))
+  span = batches.make_span_batch(tokens, sent, 5, jax.random.PRNGKey(3), noise, batch_size=B, window=W, neg=K)
+  for rule in ("sum", "mean"):
+    st = step_lib.make_fast_step("cbow_neg", rule, span=True, max_dup=2.0)
+    got, _ = st(step_lib.TrainState(params), span, 0.1)
+    rg, _ = st.rows(params, span)
+    want = st.update(params, rg, 0.1)
+    for a, b in zip(got.params, want):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(got.params.W_in, params.W_in)
+
+
 def kernels_ctx_ids(tokens, B, W):
   """[B, 2W] word ids of the context slots of a span: slot j of window b is position b + W + o_j."""
   offsets = np.concatenate([np.arange(-W, 0), np.arange(1, W + 1)])

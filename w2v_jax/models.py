@@ -125,8 +125,9 @@ def _scatter_context(batch: Batch, dh, n, cbow_context_grad: str):
 
 def weighted_rows(w, rows):
   """Σ_j w[b, j] rows[b, j, :] -> [B, D], the einsum "bj,bjd->bd" written out over j: XLA:CPU lowers
-  that batched dot to a slow loop (scripts/profile_step.py; with row_dots, cbow_neg's step ran 3-10%
-  faster than with the two einsums, in three alternating runs on the 2-core CPU)."""
+  that batched dot to a slow loop. With row_dots, cbow_neg's step was 3% and 10% faster than with the
+  two einsums in two of three alternating runs on the 2-core CPU, and 9% slower in the third (a busy
+  machine): a small gain at best, kept for cbow_neg_head only."""
   return sum(w[:, j, None] * rows[:, j] for j in range(rows.shape[1]))
 
 

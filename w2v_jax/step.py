@@ -122,7 +122,7 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
   def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
     if use_span and name == "cbow_neg":
       # update(rows(...)) with the input side applied from its factors: the same values, and the
-      # [B+2W, D] position rows are summed inside the kernel instead of by XLA (slow, see module doc).
+      # [B+2W, D] position rows are summed inside the kernel instead of by XLA (slow: see above).
       p = state.params
       loss, coef, dh, out_parts = kernels.cbow_neg_span_parts(p, batch, cbow_context_grad)
       apply = dict(scale=-lr, max_dup=max_dup, native=native_scatter)
