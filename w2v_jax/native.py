@@ -42,6 +42,8 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
+from w2v_jax import kernels
+
 _SOURCE = pathlib.Path(__file__).parent / "native" / "apply_rows.cc"
 _TARGET = "w2v_apply_rows"
 _SPAN_TARGET = "w2v_apply_span_rows"
@@ -115,7 +117,6 @@ def apply_rows(table, parts, scale, max_dup: float | None, *, native: bool = Tru
 def apply_span_rows_reference(table, tokens, coef, vecs, scale, max_dup: float | None):
   """The pure-JAX definition of the span kernel: slot (b, j) receives coef[b, j] · vecs[b], each span
   position sums its slots (kernels._unslots), and the B + 2W position rows are applied."""
-  from w2v_jax import kernels   # kernels imports models, which is fine; kept local like step's
   rows = kernels._unslots(coef[:, :, None] * vecs[:, None, :], coef.shape[1] // 2)
   return apply_rows_reference(table, [(tokens, rows)], scale, max_dup)
 

@@ -43,29 +43,10 @@ float* Counts(int64_t v) {
   return count.data();
 }
 
-ffi::Error ApplyRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scale_buf,
-                         ffi::RemainingArgs args, ffi::Result<ffi::Buffer<ffi::F32>> out, float max_dup) {
-  auto dims = table.dimensions();
-  if (dims.size() != 2) return ffi::Error::InvalidArgument("w2v_apply_rows: the table must be 2-D");
-  const int64_t v = dims[0], d = dims[1];
-  float* w = out->typed_data();
-  if (w != table.typed_data()) std::memcpy(w, table.typed_data(), sizeof(float) * v * d);
-  if (args.size() % 2 != 0) return ffi::Error::InvalidArgument("w2v_apply_rows: parts come as (idx, rows) pairs");
-  const float scale = scale_buf.typed_data()[0];
-
-  std::vector<Part> parts;
-  for (size_t a = 0; a < args.size(); a += 2) {
-    auto idx = args.get<ffi::Buffer<ffi::S32>>(a);
-    auto rows = args.get<ffi::Buffer<ffi::F32>>(a + 1);
-    if (!idx.has_value() || !rows.has_value())
-      return ffi::Error::InvalidArgument("w2v_apply_rows: a part is not (int32 idx, float32 rows)");
-    const int64_t n = idx->element_count();
-    if (rows->element_count() != n * d)
-      return ffi::Error::InvalidArgument("w2v_apply_rows: rows must be [len(idx), D]");
-    parts.push_back({idx->typed_data(), rows->typed_data(), n});
-  }
-
-  // Padding slots carry an all-zero row: not updates, so they count for no word (as damp_duplicates).
+// table[idx[i]] += scale * (rows[i] * f_i) over the parts in order, f_i = min(1, max_dup / count of
+// idx[i]'s nonzero rows) when max_dup > 0: step.damp_duplicates, then one scatter-add. Padding slots
+// carry an all-zero row: not updates, so they count for no word.
+void ApplyParts(float* w, int64_t v, int64_t d, const std::vector<Part>& parts, float scale, float max_dup) {
   float* count = max_dup > 0.0f ? Counts(v) : nullptr;
   if (count != nullptr) {
     for (const Part& p : parts)
@@ -95,6 +76,31 @@ ffi::Error ApplyRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scal
         if (k >= 0) count[k] = 0.0f;
       }
   }
+}
+
+ffi::Error ApplyRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scale_buf,
+                         ffi::RemainingArgs args, ffi::Result<ffi::Buffer<ffi::F32>> out, float max_dup) {
+  auto dims = table.dimensions();
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("w2v_apply_rows: the table must be 2-D");
+  const int64_t v = dims[0], d = dims[1];
+  float* w = out->typed_data();
+  if (w != table.typed_data()) std::memcpy(w, table.typed_data(), sizeof(float) * v * d);
+  if (args.size() % 2 != 0) return ffi::Error::InvalidArgument("w2v_apply_rows: parts come as (idx, rows) pairs");
+  const float scale = scale_buf.typed_data()[0];
+
+  std::vector<Part> parts;
+  for (size_t a = 0; a < args.size(); a += 2) {
+    auto idx = args.get<ffi::Buffer<ffi::S32>>(a);
+    auto rows = args.get<ffi::Buffer<ffi::F32>>(a + 1);
+    if (!idx.has_value() || !rows.has_value())
+      return ffi::Error::InvalidArgument("w2v_apply_rows: a part is not (int32 idx, float32 rows)");
+    const int64_t n = idx->element_count();
+    if (rows->element_count() != n * d)
+      return ffi::Error::InvalidArgument("w2v_apply_rows: rows must be [len(idx), D]");
+    parts.push_back({idx->typed_data(), rows->typed_data(), n});
+  }
+
+  ApplyParts(w, v, d, parts, scale, max_dup);
   return ffi::Error::Success();
 }
 
@@ -121,7 +127,7 @@ ffi::Error ApplySpanRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> 
   const float* cf = coef.typed_data();
   const float* vc = vecs.typed_data();
 
-  // Each position's summed row first (they are read twice when the cap needs the counts).
+  // Each position's summed row, then the rows applied as one part, as the reference does.
   thread_local std::vector<float> sums;
   sums.assign(p_size * d, 0.0f);
   for (int64_t p = 0; p < p_size; ++p) {
@@ -134,31 +140,7 @@ ffi::Error ApplySpanRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> 
       for (int64_t i = 0; i < d; ++i) g[i] += k * x[i];
     }
   }
-  float* count = max_dup > 0.0f ? Counts(v) : nullptr;
-  if (count != nullptr) {
-    for (int64_t p = 0; p < p_size; ++p) {
-      const int64_t k = Normalize(tok[p], v);
-      if (k >= 0 && AnyNonZero(sums.data() + p * d, d)) count[k] += 1.0f;
-    }
-  }
-  for (int64_t p = 0; p < p_size; ++p) {
-    const int64_t k = Normalize(tok[p], v);
-    if (k < 0) continue;
-    const float* g = sums.data() + p * d;
-    float* dst = tab + k * d;
-    if (count == nullptr) {
-      for (int64_t i = 0; i < d; ++i) dst[i] += scale * g[i];
-    } else {
-      const float f = std::min(1.0f, max_dup / std::max(count[k], 1.0f));
-      for (int64_t i = 0; i < d; ++i) dst[i] += scale * (g[i] * f);
-    }
-  }
-  if (count != nullptr) {
-    for (int64_t p = 0; p < p_size; ++p) {
-      const int64_t k = Normalize(tok[p], v);
-      if (k >= 0) count[k] = 0.0f;
-    }
-  }
+  ApplyParts(tab, v, d, {{tok, sums.data(), p_size}}, scale, max_dup);
   return ffi::Error::Success();
 }
 
