@@ -42,11 +42,14 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
-from w2v_jax import kernels
+from w2v_jax import kernels, models
 
-_SOURCE = pathlib.Path(__file__).parent / "native" / "apply_rows.cc"
+_SOURCE_DIR = pathlib.Path(__file__).parent / "native"
+_SOURCES = [_SOURCE_DIR / name for name in ("apply_rows.cc", "cbow_neg_step.cc")]
+_HEADERS = [_SOURCE_DIR / "rows.h"]
 _TARGET = "w2v_apply_rows"
 _SPAN_TARGET = "w2v_apply_span_rows"
+_CBOW_NEG_TARGET = "w2v_cbow_neg_step"
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC", "-w"]
 
 
@@ -65,15 +68,16 @@ def _load() -> bool:
   if os.environ.get("W2V_JAX_NATIVE", "1") == "0" or (cxx := _compiler()) is None:
     return False
   # -march=native: the library is for this machine, hence the node and processor in the key.
-  key = hashlib.sha256("\0".join([_SOURCE.read_text(), jaxlib.__version__, cxx, platform.machine(),
+  sources = [p.read_text() for p in _SOURCES + _HEADERS]
+  key = hashlib.sha256("\0".join([*sources, jaxlib.__version__, cxx, platform.machine(),
                                   platform.node(), platform.processor(), *_FLAGS]).encode()).hexdigest()[:16]
-  lib_path = _build_dir() / f"apply_rows-{key}.so"
+  lib_path = _build_dir() / f"w2v_native-{key}.so"
   try:
     if not lib_path.exists():
       lib_path.parent.mkdir(parents=True, exist_ok=True)
       with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
         out = pathlib.Path(tmp) / lib_path.name
-        done = subprocess.run([cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", str(_SOURCE), "-o", str(out)],
+        done = subprocess.run([cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, _SOURCES), "-o", str(out)],
                               capture_output=True, text=True)
         if done.returncode != 0:
           return False
@@ -83,6 +87,7 @@ def _load() -> bool:
     return False
   jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.W2vApplyRows), platform="cpu")
   jax.ffi.register_ffi_target(_SPAN_TARGET, jax.ffi.pycapsule(lib.W2vApplySpanRows), platform="cpu")
+  jax.ffi.register_ffi_target(_CBOW_NEG_TARGET, jax.ffi.pycapsule(lib.W2vCbowNegStep), platform="cpu")
   return True
 
 
@@ -132,3 +137,43 @@ def apply_span_rows(table, tokens, coef, vecs, scale, max_dup: float | None, *, 
                           input_output_aliases={0: 0}, vmap_method="sequential")
   return call(table, jnp.asarray(scale, jnp.float32), tokens.astype(jnp.int32), coef.astype(jnp.float32),
               vecs.astype(jnp.float32), max_dup=np.float32(max_dup if max_dup is not None else 0.0))
+
+
+def cbow_neg_span_step_reference(params, span, lr, cbow_context_grad: str, max_dup: float | None,
+                                 *, native: bool = False):
+  """One cbow_neg step on a SpanBatch in JAX: (params, loss [B]). kernels.cbow_neg_span_parts, then the
+  input side by `apply_span_rows` and the output side by `apply_rows` (by their kernels when `native`:
+  the same bits)."""
+  from w2v_jax.types import Params
+  loss, coef, dh, out_parts = kernels.cbow_neg_span_parts(params, span, cbow_context_grad)
+  apply = dict(scale=-lr, max_dup=max_dup, native=native)
+  return Params(apply_span_rows(params.W_in, span.tokens, coef, dh, **apply),
+                apply_rows(params.W_out, out_parts, **apply)), loss
+
+
+def cbow_neg_span_step(params, span, lr, cbow_context_grad: str, max_dup: float | None, *, native: bool = True,
+                       threads: int = 0):
+  """`cbow_neg_span_step_reference` as one fused kernel (native/cbow_neg_step.cc) when `native` and
+  available: the whole step, forward, gradient and both tables' updates, on the calling thread and the
+  other threads of XLA's CPU pool, in place on the donated tables.
+
+  Equal to the reference to float rounding, not bit for bit: its dot products and sums add in an order of
+  their own (tests/test_native.py). Deterministic: the tables after a step depend only on the inputs, not
+  on the number of threads or on which thread ran which part (threads: at most this many, 0 for all of
+  XLA's CPU pool; the tests compare 1 with all). Elsewhere: the reference."""
+  from w2v_jax.types import Params
+  W_in, W_out = params
+  if not (native and W_in.dtype == jnp.float32 and W_out.dtype == jnp.float32 and available()):
+    return cbow_neg_span_step_reference(params, span, lr, cbow_context_grad, max_dup)
+  if cbow_context_grad not in models.CBOW_CONTEXT_GRADS:
+    models.context_scale(span.mask, None, cbow_context_grad)   # raises its W2VError
+  B = span.mask.shape[0]
+  call = jax.ffi.ffi_call(_CBOW_NEG_TARGET, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
+                                            jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
+                                            jax.ShapeDtypeStruct((B,), jnp.float32)),
+                          input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
+  W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
+                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
+                           max_dup=np.float32(max_dup if max_dup is not None else 0.0),
+                           mean_grad=np.int32(cbow_context_grad == "mean"), threads=np.int32(threads))
+  return Params(W_in, W_out), loss

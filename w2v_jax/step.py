@@ -121,13 +121,10 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
 
   def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
     if use_span and name == "cbow_neg":
-      # update(rows(...)) with the input side applied from its factors: the same values, and the
-      # [B+2W, D] position rows are summed inside the kernel instead of by XLA (slow: see above).
-      p = state.params
-      loss, coef, dh, out_parts = kernels.cbow_neg_span_parts(p, batch, cbow_context_grad)
-      apply = dict(scale=-lr, max_dup=max_dup, native=native_scatter)
-      params = Params(native.apply_span_rows(p.W_in, batch.tokens, coef, dh, **apply),
-                      native.apply_rows(p.W_out, out_parts, **apply))
+      # update(rows(...)) in one fused kernel where it runs (native.cbow_neg_span_step), else in JAX
+      # with the [B+2W, D] position rows summed by apply_span_rows instead of by XLA (slow: see above).
+      params, loss = native.cbow_neg_span_step(state.params, batch, lr, cbow_context_grad, max_dup,
+                                               native=native_scatter)
       return state._replace(params=params), _metrics(loss, batch.mask)
     rgs, metrics = parts(state.params, batch)
     return state._replace(params=update(state.params, rgs, lr)), metrics
