@@ -13,7 +13,7 @@
 // XLA's in another. tests/test_native.py checks it against the reference to float rounding.
 //
 // Deterministic on any number of threads. Phase 1 (per window) and phase 2 (per span position) write
-// disjoint scratch; phase 3 splits the rows by word id (id mod 8), and every word's updates are
+// disjoint scratch; phase 3 splits the rows by word id (blocks of 16 ids, dealt round 8 owners), and every word's updates are
 // applied by one thread in the reference's order. So the tables after a step depend only on the
 // inputs, never on which thread ran which chunk.
 #include <algorithm>
@@ -106,10 +106,23 @@ inline void Prefetch(const float* row, int64_t d) {
   for (int64_t i = 0; i < d; i += 16) __builtin_prefetch(row + i);
 }
 
+// For a row about to be written: the lines in exclusive state (prefetchw), so the write needs no
+// second trip to take them from the other core's cache.
+inline void PrefetchForWrite(const float* row, int64_t d) {
+  for (int64_t i = 0; i < d; i += 16) __builtin_prefetch(row + i, 1);
+}
+
 constexpr int64_t kOwners = 8;     // phase 3: word id mod kOwners picks the chunk that applies its rows
+constexpr int64_t kBlock = 16;    // phase 3: rows per block of consecutive word ids with one owner
 constexpr int64_t kWindows = 32;   // phase 1 chunk
 constexpr int64_t kPositions = 64; // phase 2 chunk
-constexpr int64_t kAhead = 4;      // windows (phase 1) and rows (phase 3) prefetched ahead
+constexpr int64_t kAheadWindows = 4;  // phase 1: windows whose rows are prefetched ahead
+constexpr int64_t kAheadRows = 4;     // phase 3: rows prefetched ahead
+
+// The phase-3 chunk that applies row r's updates: blocks of kBlock consecutive rows go round the
+// owners. Whole blocks, so neighbouring rows (whose cache lines overlap: 400-byte rows at D = 100) and
+// neighbouring counts are written by one thread, not two.
+inline int64_t Owner(int64_t r) { return (r / kBlock) % kOwners; }
 
 struct Entry {
   int64_t row;   // the table row it updates
@@ -239,7 +252,7 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in_buf,
     if (!w2v::AnyNonZero(hb, d)) return;
     auto list = [&](Lists& lists, int32_t id, float gt) {
       const int64_t r = w2v::Normalize(id, v);
-      if (r >= 0 && gt != 0.0f) lists[chunk * kOwners + r % kOwners].push_back({r, b, gt});
+      if (r >= 0 && gt != 0.0f) lists[chunk * kOwners + Owner(r)].push_back({r, b, gt});
     };
     list(s.centers, tok[w + b], gb[0]);
     for (int64_t t = 0; t < k; ++t) list(s.negatives, neg[b * k + t], gb[t + 1]);
@@ -248,8 +261,8 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in_buf,
     std::vector<float> g(k + 1);   // the window's coefficients (σ(s₀) − 1, σ(s_k))
     const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
     for (int64_t b = lo; b < hi; ++b) {
-      if (b + kAhead < nb) {   // the rows of a later window, while this one computes
-        const int64_t a = b + kAhead;
+      if (b + kAheadWindows < nb) {   // the rows of a later window, while this one computes
+        const int64_t a = b + kAheadWindows;
         Prefetch(win + ReadRow(tok[a + c], v) * d, d);
         Prefetch(wout + ReadRow(tok[w + a], v) * d, d);
         for (int64_t t = 0; t < k; ++t) Prefetch(wout + ReadRow(neg[a * k + t], v) * d, d);
@@ -274,7 +287,7 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in_buf,
         for (int64_t i = 0; i < d; ++i) sp[i] += coef * db[i];
       }
       const int64_t r = w2v::Normalize(tok[p], v);
-      if (r >= 0 && w2v::AnyNonZero(sp, d)) s.positions[chunk * kOwners + r % kOwners].push_back({r, p, 0.0f});
+      if (r >= 0 && w2v::AnyNonZero(sp, d)) s.positions[chunk * kOwners + Owner(r)].push_back({r, p, 0.0f});
     }
   };
 
@@ -304,7 +317,7 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in_buf,
       for (const Todo& t : todo) *t.count += 1.0f;
     const int64_t n = todo.size();
     for (int64_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) Prefetch(todo[i + kAhead].dst, d);
+      if (i + kAheadRows < n) PrefetchForWrite(todo[i + kAheadRows].dst, d);
       const Todo& t = todo[i];
       const float f = cap ? std::min(1.0f, max_dup / std::max(*t.count, 1.0f)) : 1.0f;
       if (t.out) {
