@@ -114,8 +114,8 @@ def kernels_ctx_ids(tokens, B, W):
 
 @needs_kernel
 def test_training_with_and_without_the_kernels(tmp_path):
-  """sgram_neg's kernel gives the same bits as XLA's scatter; cbow_neg's fused step (its own order of
-  adds in the dot products) the same vectors to float rounding."""
+  """The fused steps (their own order of adds in the dot products) give the JAX path's vectors to float
+  rounding, over a whole (short) run."""
   corpus = planted_corpus(tmp_path / "c.txt")
   tables = {}
   for flag in ("1", "0"):
@@ -133,7 +133,7 @@ def test_training_with_and_without_the_kernels(tmp_path):
     a, b = tables[model, "1"], tables[model, "0"]
     assert a.keys() == b.keys()
     for k in a:
-      if model == "sgram_neg" or a[k].dtype.kind != "f":
+      if a[k].dtype.kind != "f":
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{model} {k}")
       else:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5, err_msg=f"{model} {k}")
@@ -154,7 +154,7 @@ def test_random_permutation_is_a_uniform_permutation():
 
 
 def _cbow_case(seed=4):
-  """A cbow_neg SpanBatch with the awkward cases: few words (repeats everywhere), a window with no real
+  """A SpanBatch with the awkward cases: few words (repeats everywhere), a window with no real
   context word, masked slots, negatives equal to the center, D not a multiple of the kernel's 16 lanes."""
   from w2v_jax.types import Params, SpanBatch
   rng = np.random.default_rng(seed)
@@ -169,34 +169,40 @@ def _cbow_case(seed=4):
   return params, SpanBatch(jnp.asarray(tokens), jnp.asarray(mask), jnp.asarray(negatives))
 
 
-def _fused(params, span, rule, cap, threads=0):
-  f = jax.jit(lambda p, s: native.cbow_neg_span_step(p, s, jnp.float32(0.2), rule, cap, threads=threads),
-              donate_argnums=0)
-  return jax.tree.map(np.asarray, f(jax.tree.map(jnp.array, params), span))
+def _step(model, rule, cap, native_flag, threads=0):
+  """The jitted span step of `model` (the fused kernel, or its JAX reference), tables donated."""
+  if model == "cbow_neg":
+    fn = (lambda p, s: native.cbow_neg_span_step(p, s, jnp.float32(0.2), rule, cap, threads=threads)) \
+        if native_flag else (lambda p, s: native.cbow_neg_span_step_reference(p, s, jnp.float32(0.2), rule, cap))
+  else:
+    fn = (lambda p, s: native.sgram_neg_span_step(p, s, jnp.float32(0.2), cap, threads=threads)) \
+        if native_flag else (lambda p, s: native.sgram_neg_span_step_reference(p, s, jnp.float32(0.2), cap))
+  f = jax.jit(fn, donate_argnums=0)
+  return lambda params, span: jax.tree.map(np.asarray, f(jax.tree.map(jnp.array, params), span))
 
 
 @needs_kernel
-@pytest.mark.parametrize("rule", ["sum", "mean"])
+@pytest.mark.parametrize("model,rule", [("cbow_neg", "sum"), ("cbow_neg", "mean"), ("sgram_neg", None)])
 @pytest.mark.parametrize("max_dup", [None, 2.0])
-def test_fused_cbow_neg_step_equals_the_jax_step(rule, max_dup):
+def test_fused_step_equals_the_jax_step(model, rule, max_dup):
   params, span = _cbow_case()
-  (w_in, w_out), loss = _fused(params, span, rule, max_dup)
-  ref = jax.jit(lambda p, s: native.cbow_neg_span_step_reference(p, s, jnp.float32(0.2), rule, max_dup))
-  (r_in, r_out), r_loss = jax.tree.map(np.asarray, ref(params, span))
+  (w_in, w_out), loss = _step(model, rule, max_dup, True)(params, span)
+  (r_in, r_out), r_loss = _step(model, rule, max_dup, False)(params, span)
   np.testing.assert_allclose(loss, r_loss, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(w_in, r_in, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(w_out, r_out, rtol=1e-5, atol=1e-6)
   assert loss[7] == 0.0 and np.all(loss[np.arange(60) != 7] > 0)
   # The step moved both tables by far more than the tolerance, and a cap of 2 binds on these words.
   assert np.abs(w_in - params.W_in).max() > 1e-2 and np.abs(w_out - params.W_out).max() > 1e-2
-  uncapped = jax.jit(lambda p, s: native.cbow_neg_span_step_reference(p, s, jnp.float32(0.2), rule, None))
-  assert np.array_equal(np.asarray(uncapped(params, span)[0].W_in), r_in) == (max_dup is None)
+  uncapped = _step(model, rule, None, False)(params, span)[0]
+  assert np.array_equal(uncapped.W_in, r_in) == (max_dup is None)
 
 
 @needs_kernel
-def test_fused_cbow_neg_step_is_deterministic_across_threads():
+@pytest.mark.parametrize("model", ["cbow_neg", "sgram_neg"])
+def test_fused_step_is_deterministic_across_threads(model):
   params, span = _cbow_case(5)
-  runs = [_fused(params, span, "sum", 32.0, threads) for threads in (0, 1, 0)]
+  runs = [_step(model, "sum", 32.0, True, threads)(params, span) for threads in (0, 1, 0)]
   for run in runs[1:]:
     for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(run)):
       assert np.array_equal(a, b)

@@ -45,11 +45,12 @@ import numpy as np
 from w2v_jax import kernels, models
 
 _SOURCE_DIR = pathlib.Path(__file__).parent / "native"
-_SOURCES = [_SOURCE_DIR / name for name in ("apply_rows.cc", "cbow_neg_step.cc")]
+_SOURCES = [_SOURCE_DIR / name for name in ("apply_rows.cc", "fused_steps.cc")]
 _HEADERS = [_SOURCE_DIR / "rows.h"]
 _TARGET = "w2v_apply_rows"
 _SPAN_TARGET = "w2v_apply_span_rows"
 _CBOW_NEG_TARGET = "w2v_cbow_neg_step"
+_SGRAM_NEG_TARGET = "w2v_sgram_neg_step"
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC", "-w"]
 
 
@@ -88,6 +89,7 @@ def _load() -> bool:
   jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.W2vApplyRows), platform="cpu")
   jax.ffi.register_ffi_target(_SPAN_TARGET, jax.ffi.pycapsule(lib.W2vApplySpanRows), platform="cpu")
   jax.ffi.register_ffi_target(_CBOW_NEG_TARGET, jax.ffi.pycapsule(lib.W2vCbowNegStep), platform="cpu")
+  jax.ffi.register_ffi_target(_SGRAM_NEG_TARGET, jax.ffi.pycapsule(lib.W2vSgramNegStep), platform="cpu")
   return True
 
 
@@ -151,9 +153,28 @@ def cbow_neg_span_step_reference(params, span, lr, cbow_context_grad: str, max_d
                 apply_rows(params.W_out, out_parts, **apply)), loss
 
 
+def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, **attrs):
+  """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place."""
+  from w2v_jax.types import Params
+  W_in, W_out = params
+  call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
+                                   jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
+                                   jax.ShapeDtypeStruct((span.mask.shape[0],), jnp.float32)),
+                          input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
+  W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
+                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
+                           max_dup=np.float32(max_dup if max_dup is not None else 0.0),
+                           threads=np.int32(threads), **attrs)
+  return Params(W_in, W_out), loss
+
+
+def _fused_available(params, native: bool) -> bool:
+  return native and all(t.dtype == jnp.float32 for t in params) and available()
+
+
 def cbow_neg_span_step(params, span, lr, cbow_context_grad: str, max_dup: float | None, *, native: bool = True,
                        threads: int = 0):
-  """`cbow_neg_span_step_reference` as one fused kernel (native/cbow_neg_step.cc) when `native` and
+  """`cbow_neg_span_step_reference` as one fused kernel (native/fused_steps.cc) when `native` and
   available: the whole step, forward, gradient and both tables' updates, on the calling thread and the
   other threads of XLA's CPU pool, in place on the donated tables.
 
@@ -161,19 +182,27 @@ def cbow_neg_span_step(params, span, lr, cbow_context_grad: str, max_dup: float 
   their own (tests/test_native.py). Deterministic: the tables after a step depend only on the inputs, not
   on the number of threads or on which thread ran which part (threads: at most this many, 0 for all of
   XLA's CPU pool; the tests compare 1 with all). Elsewhere: the reference."""
-  from w2v_jax.types import Params
-  W_in, W_out = params
-  if not (native and W_in.dtype == jnp.float32 and W_out.dtype == jnp.float32 and available()):
+  if not _fused_available(params, native):
     return cbow_neg_span_step_reference(params, span, lr, cbow_context_grad, max_dup)
   if cbow_context_grad not in models.CBOW_CONTEXT_GRADS:
     models.context_scale(span.mask, None, cbow_context_grad)   # raises its W2VError
-  B = span.mask.shape[0]
-  call = jax.ffi.ffi_call(_CBOW_NEG_TARGET, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
-                                            jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
-                                            jax.ShapeDtypeStruct((B,), jnp.float32)),
-                          input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
-  W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
-                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
-                           max_dup=np.float32(max_dup if max_dup is not None else 0.0),
-                           mean_grad=np.int32(cbow_context_grad == "mean"), threads=np.int32(threads))
-  return Params(W_in, W_out), loss
+  return _fused_step(_CBOW_NEG_TARGET, params, span, lr, max_dup, threads,
+                     mean_grad=np.int32(cbow_context_grad == "mean"))
+
+
+def sgram_neg_span_step_reference(params, span, lr, max_dup: float | None, *, native: bool = False):
+  """One sgram_neg step (word2vec.c's swapped form, kernels.py) on a SpanBatch in JAX: (params, loss [B]).
+  kernels.sgram_neg_swapped_span_row_grads, then `apply_rows` on each table (its kernel when `native`)."""
+  from w2v_jax.types import Params
+  loss, rg = kernels.sgram_neg_swapped_span_row_grads(params, span)
+  apply = dict(scale=-lr, max_dup=max_dup, native=native)
+  return Params(apply_rows(params.W_in, [(rg.in_idx, rg.in_rows)], **apply),
+                apply_rows(params.W_out, [(rg.out_idx, rg.out_rows)], **apply)), loss
+
+
+def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, native: bool = True, threads: int = 0):
+  """`sgram_neg_span_step_reference` as one fused kernel, as `cbow_neg_span_step` is for cbow_neg (the
+  same threads, the same determinism, equal to the reference to float rounding)."""
+  if not _fused_available(params, native):
+    return sgram_neg_span_step_reference(params, span, lr, max_dup)
+  return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads)

@@ -120,11 +120,14 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
                   apply(params.W_out, [(r.out_idx, r.out_rows) for r in rgs]))
 
   def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
-    if use_span and name == "cbow_neg":
-      # update(rows(...)) in one fused kernel where it runs (native.cbow_neg_span_step), else in JAX
-      # with the [B+2W, D] position rows summed by apply_span_rows instead of by XLA (slow: see above).
-      params, loss = native.cbow_neg_span_step(state.params, batch, lr, cbow_context_grad, max_dup,
-                                               native=native_scatter)
+    if use_span:
+      # update(rows(...)) as one fused kernel where it runs (native.py), else in JAX (for cbow_neg with the
+      # [B+2W, D] position rows summed by apply_span_rows instead of by XLA: slow, see above).
+      if name == "cbow_neg":
+        params, loss = native.cbow_neg_span_step(state.params, batch, lr, cbow_context_grad, max_dup,
+                                                 native=native_scatter)
+      else:
+        params, loss = native.sgram_neg_span_step(state.params, batch, lr, max_dup, native=native_scatter)
       return state._replace(params=params), _metrics(loss, batch.mask)
     rgs, metrics = parts(state.params, batch)
     return state._replace(params=update(state.params, rgs, lr)), metrics

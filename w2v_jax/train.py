@@ -44,7 +44,8 @@ def make_step(cfg: TrainConfig, single_device: bool = False):
   it is available (the same bits as XLA's scatter, faster), and cbow_neg reads SpanBatches when
   cfg.span_inputs. A mesh shards batches per window, so there cbow_neg uses the per-window batches."""
   if cfg.optimizer == "word2vec":
-    span = single_device and cfg.span_inputs and cfg.model == "cbow_neg"
+    span = single_device and cfg.span_inputs and (
+        cfg.model == "cbow_neg" or (cfg.model == "sgram_neg" and cfg.sgram_neg_form == "swapped"))
     return step_lib.TrainState, step_lib.make_fast_step(
         cfg.model, cfg.cbow_context_grad, cfg.sgram_neg_form, span=span,
         buckets=not span and cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs",

@@ -1,0 +1,507 @@
+// w2v_cbow_neg_step, w2v_sgram_neg_step: one whole negative-sampling training step on a SpanBatch, in
+// place on both tables, on the calling thread and the other threads of XLA's CPU pool.
+//
+// Each computes what its pure-JAX step computes (native.<model>_span_step_reference), from the same
+// snapshot of the tables. With o = (-W..-1, 1..W), slot (b, j) of window b is span position W + b + o_j,
+// m its mask, v = W_in rows, u = W_out rows, T_b = (u_center_b, u_neg_b1..u_neg_bK):
+//
+//  cbow_neg (kernels.cbow_neg_span_parts, then native.apply_span_rows / apply_rows):
+//   h_b = Σ_j m_bj v(slot b, j) / max(n_b, 1), n_b = Σ_j m_bj;  s_bt = T_bt · h_b;  g = (σ(s₀) − 1, σ(s_k))
+//   loss_b = softplus(−s_b0) + Σ_k softplus(s_bk);  ∂L/∂h_b = Σ_t g_bt T_bt;  W_out row (b, t): g_bt h_b
+//   W_in row of position p: Σ over its slots (b, j) of coef_bj ∂L/∂h_b, coef = m (sum) or m / n (mean)
+//  sgram_neg, swapped (kernels.sgram_neg_swapped_span_row_grads, then native.apply_rows):
+//   h_bj = v(slot b, j);  s_bjt = h_bj · T_bt;  G_bjt = m_bj (σ(s_bjt) − [t = 0])
+//   loss_b = Σ_j m_bj (softplus(−s_bj0) + Σ_k softplus(s_bjk))
+//   W_out row (b, t): Σ_j G_bjt h_bj;  W_in row of position p: Σ over its slots of Σ_t G_bjt T_bt
+// and then table += scale · damp(row) for every row, with damp the cap of step.damp_duplicates: a word
+// with m > max_dup nonzero rows in the step has each scaled by max_dup / m.
+//
+// Not the same bits as the reference: the dot products and sums run in a fixed order of their own
+// (16 lanes, then a tree), XLA's in another. tests/test_native.py checks both against their reference.
+//
+// Deterministic on any number of threads. Phase 1 (per window) and phase 2 (per span position) write
+// disjoint scratch and per-chunk lists; phase 3 deals the rows out by word id (blocks of 16 ids, round
+// 8 owners), and each word's updates are applied by one thread in the reference's order. So the tables
+// after a step depend only on the inputs, never on which thread ran which chunk.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+#include "rows.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// fn(i) for i in [0, n), on at most max_threads threads (0: all of the pool's). Chunks are handed out one
+// at a time to this thread and to the pool's other threads as they pick up the scheduled task. This
+// thread waits only for chunks that were started, so a helper that never gets a core costs nothing: the
+// caller runs every chunk itself. A helper that starts late finds no chunk left and returns without
+// touching fn.
+template <class F>
+void ParallelFor(ffi::ThreadPool* pool, int64_t max_threads, int64_t n, const F& fn) {
+  const int64_t pool_threads = pool->num_threads();
+  const int64_t threads = max_threads > 0 ? std::min<int64_t>(max_threads, pool_threads) : pool_threads;
+  const int64_t helpers = std::min<int64_t>(threads - 1, n - 1);
+  if (helpers <= 0) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  struct State {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+  };
+  auto state = std::make_shared<State>();
+  const F* f = &fn;
+  auto work = [state, n, f]() {
+    for (int64_t i; (i = state->next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      (*f)(i);
+      state->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t t = 0; t < helpers; ++t) {
+    auto task = work;
+    pool->Schedule(std::move(task));
+  }
+  work();
+  while (state->done.load(std::memory_order_acquire) < n) CpuRelax();
+}
+
+// a · b over d floats in a fixed order: 16 lanes, a tree over the lanes, then the tail.
+inline float Dot(const float* a, const float* b, int64_t d) {
+  float acc[16] = {0.0f};
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
+  for (int s = 8; s >= 1; s /= 2)
+    for (int j = 0; j < s; ++j) acc[j] += acc[j + s];
+  float tail = 0.0f;
+  for (; i < d; ++i) tail += a[i] * b[i];
+  return acc[0] + tail;
+}
+
+// y += a · x over d floats.
+inline void Axpy(float a, const float* x, float* y, int64_t d) {
+  for (int64_t i = 0; i < d; ++i) y[i] += a * x[i];
+}
+
+// σ(x) and softplus(±x) from one exp: e = exp(−|x|), σ(x) = 1/(1+e) or e/(1+e), softplus(x) = max(x, 0) +
+// log(1+e). log(1+e), not log1p(e): log1pf took a third of cbow's per-window time, and the two differ by
+// less than e·2⁻²⁴ (where 1+e rounds), far below the loss's own rounding.
+struct Logistic {
+  float sigmoid, softplus_pos, softplus_neg;   // σ(x), softplus(x), softplus(−x)
+};
+inline Logistic LogisticOf(float x) {
+  const float e = std::exp(-std::fabs(x));
+  const float l = std::log(1.0f + e);
+  return {x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e), std::max(x, 0.0f) + l, std::max(-x, 0.0f) + l};
+}
+
+// A row id as a read sees it: negative ids count from the end, the rest are clamped into the table
+// (JAX's gather clamps). Training never passes ids out of range.
+inline int64_t ReadRow(int32_t i, int64_t v) {
+  const int64_t k = i < 0 ? int64_t{i} + v : int64_t{i};
+  return std::min<int64_t>(std::max<int64_t>(k, 0), v - 1);
+}
+
+inline void Prefetch(const float* row, int64_t d) {
+  for (int64_t i = 0; i < d; i += 16) __builtin_prefetch(row + i);
+}
+
+// For a row about to be written: its lines in exclusive state (prefetchw), so the write needs no second
+// trip to take them from the other core's cache (cbow's phase 3: about 430 -> 300 us a step).
+inline void PrefetchForWrite(const float* row, int64_t d) {
+  for (int64_t i = 0; i < d; i += 16) __builtin_prefetch(row + i, 1);
+}
+
+constexpr int64_t kOwners = 8;        // phase 3 chunks
+constexpr int64_t kBlock = 16;        // phase 3: consecutive word ids that share an owner
+constexpr int64_t kWindows = 32;      // phase 1 chunk
+constexpr int64_t kPositions = 64;    // phase 2 chunk
+constexpr int64_t kAheadWindows = 4;  // phase 1: windows whose rows are prefetched ahead
+constexpr int64_t kAheadRows = 4;     // phase 3: rows prefetched ahead
+
+// The phase-3 chunk that applies row r's updates: blocks of kBlock consecutive rows go round the owners.
+// Whole blocks, so neighbouring rows (whose cache lines overlap: 400-byte rows at D = 100) and
+// neighbouring counts are written by one thread, not two.
+inline int64_t Owner(int64_t r) { return (r / kBlock) % kOwners; }
+
+// One row update to apply: table row `row` += scale · damp(g · src).
+struct Entry {
+  int64_t row;
+  const float* src;
+  float g;   // 1 where the row is src itself (g · src is then src, exactly)
+};
+
+// Entries listed per (chunk, owner), so phase 1 and 2 chunks list without locks and phase 3 reads each
+// owner's entries in chunk order, which is the reference's order.
+class Lists {
+ public:
+  void Reset(int64_t chunks) {
+    chunks_ = chunks;
+    lists_.resize(chunks * kOwners);
+    for (auto& l : lists_) l.clear();
+  }
+  void Add(int64_t chunk, int64_t row, const float* src, float g) {
+    lists_[chunk * kOwners + Owner(row)].push_back({row, src, g});
+  }
+  template <class F>
+  void ForOwner(int64_t owner, const F& fn) const {
+    for (int64_t c = 0; c < chunks_; ++c)
+      for (const Entry& e : lists_[c * kOwners + owner]) fn(e);
+  }
+
+ private:
+  int64_t chunks_ = 0;
+  std::vector<std::vector<Entry>> lists_;
+};
+
+// Scratch kept between calls; the counts stay zeroed (only touched entries are reset). One call at a
+// time: training runs one step at a time, and a second concurrent call waits.
+struct Scratch {
+  std::mutex mu;
+  std::vector<float> h, dh, sums, out_rows, n, count_in, count_out;
+  Lists out_a, out_b, in;
+  void Counts(int64_t v) {
+    if (static_cast<int64_t>(count_in.size()) < v) {
+      count_in.assign(v, 0.0f);
+      count_out.assign(v, 0.0f);
+    }
+  }
+};
+Scratch& GetScratch() {
+  static Scratch* s = new Scratch;
+  return *s;
+}
+
+// A table and the lists of its updates, in the reference's order.
+struct Side {
+  float* table;
+  float* count;   // zeroed [V], or nullptr without a cap
+  std::initializer_list<const Lists*> lists;
+};
+
+// Phase 3 for one owner: its rows on both tables, counted (with a cap), applied in order as the reference
+// orders the operations, scale · ((g · src) · f), prefetching ahead, and the counts reset.
+void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side& out, const Side& in) {
+  struct Todo {
+    float* dst;
+    const float* src;
+    float g;
+    float* count;
+  };
+  thread_local std::vector<Todo> todo;
+  todo.clear();
+  for (const Side* side : {&out, &in})
+    for (const Lists* lists : side->lists)
+      lists->ForOwner(owner, [&](const Entry& e) {
+        todo.push_back({side->table + e.row * d, e.src, e.g, side->count ? side->count + e.row : nullptr});
+      });
+  const bool cap = max_dup > 0.0f;
+  if (cap)
+    for (const Todo& t : todo) *t.count += 1.0f;
+  const int64_t n = todo.size();
+  for (int64_t i = 0; i < n; ++i) {
+    if (i + kAheadRows < n) PrefetchForWrite(todo[i + kAheadRows].dst, d);
+    const Todo& t = todo[i];
+    float* dst = t.dst;
+    const float* x = t.src;
+    const float g = t.g;
+    if (!cap) {
+      for (int64_t j = 0; j < d; ++j) dst[j] += scale * (g * x[j]);
+    } else {
+      const float f = std::min(1.0f, max_dup / std::max(*t.count, 1.0f));
+      for (int64_t j = 0; j < d; ++j) dst[j] += scale * ((g * x[j]) * f);
+    }
+  }
+  if (cap)
+    for (const Todo& t : todo) *t.count = 0.0f;
+}
+
+// The arguments both steps share, checked.
+struct Step {
+  int64_t v, d, nb, c, w, k, np;
+  float *win, *wout, *loss;
+  const int32_t *tok, *neg;
+  const float* mask;
+  float scale;
+  std::vector<int64_t> offset;   // o_j
+};
+
+ffi::Error Unpack(const char* name, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                  ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                  ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>>& w_in_out,
+                  ffi::Result<ffi::Buffer<ffi::F32>>& w_out_out, ffi::Result<ffi::Buffer<ffi::F32>>& loss,
+                  Step* s) {
+  auto bad = [&](const char* what) { return ffi::Error::InvalidArgument(std::string(name) + ": " + what); };
+  if (w_in.dimensions().size() != 2 || w_out.dimensions().size() != 2 ||
+      w_out.dimensions()[0] != w_in.dimensions()[0] || w_out.dimensions()[1] != w_in.dimensions()[1])
+    return bad("the tables must be [V, D], both the same shape");
+  if (mask.dimensions().size() != 2 || neg.dimensions().size() != 2) return bad("mask [B, 2W], negatives [B, K]");
+  s->v = w_in.dimensions()[0];
+  s->d = w_in.dimensions()[1];
+  s->nb = mask.dimensions()[0];
+  s->c = mask.dimensions()[1];
+  s->w = s->c / 2;
+  s->k = neg.dimensions()[1];
+  s->np = tokens.element_count();
+  if (s->c % 2 != 0 || s->np != s->nb + s->c || neg.dimensions()[0] != s->nb || loss->element_count() != s->nb)
+    return bad("shapes must be tokens [B+2W], mask [B, 2W], negatives [B, K]");
+  s->win = w_in_out->typed_data();
+  s->wout = w_out_out->typed_data();
+  const size_t bytes = sizeof(float) * s->v * s->d;
+  if (s->win != w_in.typed_data()) std::memcpy(s->win, w_in.typed_data(), bytes);
+  if (s->wout != w_out.typed_data()) std::memcpy(s->wout, w_out.typed_data(), bytes);
+  s->loss = loss->typed_data();
+  s->tok = tokens.typed_data();
+  s->neg = neg.typed_data();
+  s->mask = mask.typed_data();
+  s->scale = scale.typed_data()[0];
+  s->offset.resize(s->c);
+  for (int64_t j = 0; j < s->c; ++j) s->offset[j] = j < s->w ? j - s->w : j - s->w + 1;
+  return ffi::Error::Success();
+}
+
+// The rows window b reads ahead of time: its center's and negatives' W_out rows and the W_in row of the
+// span position that enters the window.
+inline void PrefetchWindow(const Step& s, int64_t b) {
+  Prefetch(s.win + ReadRow(s.tok[b + s.c], s.v) * s.d, s.d);
+  Prefetch(s.wout + ReadRow(s.tok[s.w + b], s.v) * s.d, s.d);
+  for (int64_t t = 0; t < s.k; ++t) Prefetch(s.wout + ReadRow(s.neg[b * s.k + t], s.v) * s.d, s.d);
+}
+
+// T_b's rows: the center's, then the negatives'.
+inline void Targets(const Step& s, int64_t b, const float** rows, int32_t* ids) {
+  ids[0] = s.tok[s.w + b];
+  for (int64_t t = 0; t < s.k; ++t) ids[t + 1] = s.neg[b * s.k + t];
+  for (int64_t t = 0; t <= s.k; ++t) rows[t] = s.wout + ReadRow(ids[t], s.v) * s.d;
+}
+
+ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                           ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                           ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
+                           ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
+                           float max_dup, int32_t mean_grad, int32_t threads) {
+  Step s;
+  if (auto e = Unpack("w2v_cbow_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
+      e.failure())
+    return e;
+  const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
+  const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
+  const int64_t position_chunks = (s.np + kPositions - 1) / kPositions;
+  Scratch& x = GetScratch();
+  std::lock_guard<std::mutex> lock(x.mu);
+  x.h.resize(nb * d);
+  x.dh.resize(nb * d);
+  x.n.resize(nb);
+  x.sums.resize(s.np * d);
+  x.out_a.Reset(window_chunks);   // the centers' rows
+  x.out_b.Reset(window_chunks);   // the negatives' rows
+  x.in.Reset(position_chunks);
+  const bool cap = max_dup > 0.0f;
+  if (cap) x.Counts(s.v);
+
+  // Phase 1, per window: h, the scores, g, the loss and ∂L/∂h; the W_out rows g · h_b listed. A zero
+  // row (no context word, h = 0 or g = 0) changes nothing and counts for no word (step.damp_duplicates).
+  auto window = [&](int64_t b, int64_t chunk, float* g, const float** rows, int32_t* ids) {
+    const float* m = s.mask + b * c;
+    float n = 0.0f;
+    for (int64_t j = 0; j < c; ++j) n += m[j];
+    float* hb = x.h.data() + b * d;
+    std::fill(hb, hb + d, 0.0f);
+    for (int64_t j = 0; j < c; ++j)
+      if (m[j] != 0.0f) Axpy(m[j], s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d, hb, d);
+    const float denom = std::max(n, 1.0f);
+    for (int64_t i = 0; i < d; ++i) hb[i] /= denom;
+    x.n[b] = n;
+    float* db = x.dh.data() + b * d;
+    std::fill(db, db + d, 0.0f);
+    s.loss[b] = 0.0f;
+    if (!(n > 0.0f)) return;   // no real context word: loss 0, no update
+    Targets(s, b, rows, ids);
+    float l = 0.0f;
+    for (int64_t t = 0; t <= k; ++t) {
+      const Logistic z = LogisticOf(Dot(rows[t], hb, d));
+      l += t == 0 ? z.softplus_neg : z.softplus_pos;
+      g[t] = t == 0 ? z.sigmoid - 1.0f : z.sigmoid;
+      Axpy(g[t], rows[t], db, d);
+    }
+    s.loss[b] = l;
+    if (!w2v::AnyNonZero(hb, d)) return;
+    for (int64_t t = 0; t <= k; ++t) {
+      const int64_t r = w2v::Normalize(ids[t], s.v);
+      if (r >= 0 && g[t] != 0.0f) (t == 0 ? x.out_a : x.out_b).Add(chunk, r, hb, g[t]);
+    }
+  };
+  auto windows = [&](int64_t chunk) {
+    std::vector<float> g(k + 1);
+    std::vector<const float*> rows(k + 1);
+    std::vector<int32_t> ids(k + 1);
+    const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
+    for (int64_t b = lo; b < hi; ++b) {
+      if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
+      window(b, chunk, g.data(), rows.data(), ids.data());
+    }
+  };
+
+  // Phase 2, per span position: the sum of what its context slots receive, listed if nonzero.
+  auto positions = [&](int64_t chunk) {
+    const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
+    for (int64_t p = lo; p < hi; ++p) {
+      float* sp = x.sums.data() + p * d;
+      std::fill(sp, sp + d, 0.0f);
+      for (int64_t j = 0; j < c; ++j) {
+        const int64_t b = p - s.w - s.offset[j];
+        if (b < 0 || b >= nb || s.mask[b * c + j] == 0.0f) continue;
+        const float mj = s.mask[b * c + j];
+        Axpy(mean_grad ? mj / std::max(x.n[b], 1.0f) : mj, x.dh.data() + b * d, sp, d);
+      }
+      const int64_t r = w2v::Normalize(s.tok[p], s.v);
+      if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
+    }
+  };
+
+  // Phase 3, per owner: W_out (the centers' rows, then the negatives'), and W_in (the positions').
+  const Side out{s.wout, cap ? x.count_out.data() : nullptr, {&x.out_a, &x.out_b}};
+  const Side in{s.win, cap ? x.count_in.data() : nullptr, {&x.in}};
+  auto apply = [&](int64_t owner) { ApplyOwner(owner, d, s.scale, max_dup, out, in); };
+
+  ParallelFor(&pool, threads, window_chunks, windows);
+  ParallelFor(&pool, threads, position_chunks, positions);
+  ParallelFor(&pool, threads, kOwners, apply);
+  return ffi::Error::Success();
+}
+
+ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                            ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                            ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
+                            ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
+                            float max_dup, int32_t threads) {
+  Step s;
+  if (auto e = Unpack("w2v_sgram_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
+      e.failure())
+    return e;
+  const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
+  const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
+  const int64_t position_chunks = (s.np + kPositions - 1) / kPositions;
+  Scratch& x = GetScratch();
+  std::lock_guard<std::mutex> lock(x.mu);
+  x.dh.resize(nb * c * d);               // ∂L/∂h per slot
+  x.out_rows.resize(nb * (k + 1) * d);   // the W_out rows, Σ_j G_bjt h_bj
+  x.sums.resize(s.np * d);
+  x.out_a.Reset(window_chunks);
+  x.in.Reset(position_chunks);
+  const bool cap = max_dup > 0.0f;
+  if (cap) x.Counts(s.v);
+
+  // Phase 1, per window: for each real slot, its scores against T_b, G, the loss, ∂L/∂h_bj = Σ_t G_bjt T_bt;
+  // the W_out rows Σ_j G_bjt h_bj, listed b-major (the center's, then the negatives') where nonzero.
+  auto window = [&](int64_t b, int64_t chunk, const float** rows, int32_t* ids) {
+    const float* m = s.mask + b * c;
+    Targets(s, b, rows, ids);
+    float* ob = x.out_rows.data() + b * (k + 1) * d;
+    std::fill(ob, ob + (k + 1) * d, 0.0f);
+    float l = 0.0f;
+    for (int64_t j = 0; j < c; ++j) {
+      float* dj = x.dh.data() + (b * c + j) * d;
+      std::fill(dj, dj + d, 0.0f);
+      if (m[j] == 0.0f) continue;
+      const float* hj = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
+      float ls = 0.0f;
+      for (int64_t t = 0; t <= k; ++t) {
+        const Logistic z = LogisticOf(Dot(hj, rows[t], d));
+        ls += t == 0 ? z.softplus_neg : z.softplus_pos;
+        const float gt = m[j] * (t == 0 ? z.sigmoid - 1.0f : z.sigmoid);
+        Axpy(gt, rows[t], dj, d);
+        Axpy(gt, hj, ob + t * d, d);
+      }
+      l += m[j] * ls;
+    }
+    s.loss[b] = l;
+    for (int64_t t = 0; t <= k; ++t) {
+      const int64_t r = w2v::Normalize(ids[t], s.v);
+      if (r >= 0 && w2v::AnyNonZero(ob + t * d, d)) x.out_a.Add(chunk, r, ob + t * d, 1.0f);
+    }
+  };
+  auto windows = [&](int64_t chunk) {
+    std::vector<const float*> rows(k + 1);
+    std::vector<int32_t> ids(k + 1);
+    const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
+    for (int64_t b = lo; b < hi; ++b) {
+      if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
+      window(b, chunk, rows.data(), ids.data());
+    }
+  };
+
+  // Phase 2, per span position: the sum of its slots' ∂L/∂h, listed if nonzero.
+  auto positions = [&](int64_t chunk) {
+    const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
+    for (int64_t p = lo; p < hi; ++p) {
+      float* sp = x.sums.data() + p * d;
+      std::fill(sp, sp + d, 0.0f);
+      for (int64_t j = 0; j < c; ++j) {
+        const int64_t b = p - s.w - s.offset[j];
+        if (b < 0 || b >= nb || s.mask[b * c + j] == 0.0f) continue;
+        Axpy(1.0f, x.dh.data() + (b * c + j) * d, sp, d);
+      }
+      const int64_t r = w2v::Normalize(s.tok[p], s.v);
+      if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
+    }
+  };
+
+  const Side out{s.wout, cap ? x.count_out.data() : nullptr, {&x.out_a}};
+  const Side in{s.win, cap ? x.count_in.data() : nullptr, {&x.in}};
+  auto apply = [&](int64_t owner) { ApplyOwner(owner, d, s.scale, max_dup, out, in); };
+
+  ParallelFor(&pool, threads, window_chunks, windows);
+  ParallelFor(&pool, threads, position_chunks, positions);
+  ParallelFor(&pool, threads, kOwners, apply);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
+                                  .Attr<float>("max_dup")         // <= 0: no cap
+                                  .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
+                                  .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
+                                  .Attr<float>("max_dup")         // <= 0: no cap
+                                  .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
