@@ -111,6 +111,24 @@ inline Logistic LogisticOf(float x) {
   return {x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e), std::max(x, 0.0f) + l, std::max(-x, 0.0f) + l};
 }
 
+// One skip-gram slot (input row h, mask m) against its window's nt targets T (the center's row first):
+//   s_t = h · T_t;  g_t = m (σ(s_t) − [t = 0]);  dh = Σ_t g_t T_t (t in order);  out_t += g_t h
+// Returns the slot's loss, m Σ_t softplus(∓s_t). (Register-blocking the nt dot products into one pass
+// over D, or dh into one, made the step 1.5-2.5x slower under GCC 12 here: plain loops it is.)
+inline float SkipGramSlot(const float* h, float m, const float* const* rows, int64_t nt, int64_t d, float* dh,
+                          float* out) {
+  float loss = 0.0f;
+  std::fill(dh, dh + d, 0.0f);
+  for (int64_t t = 0; t < nt; ++t) {
+    const Logistic z = LogisticOf(Dot(h, rows[t], d));
+    loss += t == 0 ? z.softplus_neg : z.softplus_pos;
+    const float g = m * (t == 0 ? z.sigmoid - 1.0f : z.sigmoid);
+    Axpy(g, rows[t], dh, d);
+    Axpy(g, h, out + t * d, d);
+  }
+  return m * loss;
+}
+
 // A row id as a read sees it: negative ids count from the end, the rest are clamped into the table
 // (JAX's gather clamps). Training never passes ids out of range.
 inline int64_t ReadRow(int32_t i, int64_t v) {
@@ -418,18 +436,9 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
     float l = 0.0f;
     for (int64_t j = 0; j < c; ++j) {
       float* dj = x.dh.data() + (b * c + j) * d;
-      std::fill(dj, dj + d, 0.0f);
-      if (m[j] == 0.0f) continue;
+      if (m[j] == 0.0f) continue;   // phase 2 skips masked slots: dj is not read
       const float* hj = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
-      float ls = 0.0f;
-      for (int64_t t = 0; t <= k; ++t) {
-        const Logistic z = LogisticOf(Dot(hj, rows[t], d));
-        ls += t == 0 ? z.softplus_neg : z.softplus_pos;
-        const float gt = m[j] * (t == 0 ? z.sigmoid - 1.0f : z.sigmoid);
-        Axpy(gt, rows[t], dj, d);
-        Axpy(gt, hj, ob + t * d, d);
-      }
-      l += m[j] * ls;
+      l += SkipGramSlot(hj, m[j], rows, k + 1, d, dj, ob);
     }
     s.loss[b] = l;
     for (int64_t t = 0; t <= k; ++t) {
