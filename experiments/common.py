@@ -42,8 +42,9 @@ def define_training_flags(sweep: bool = False) -> None:
                     "the literal model (shared), or K negatives per pair (pairs)")
   flags.DEFINE_float("max_dup", _D.max_dup, "cap on a word's summed updates in one step; 0 switches it off")
   flags.DEFINE_bool("bucket_windows", _D.bucket_windows, "group a step's centers by window size (no padding)")
-  flags.DEFINE_bool("span_inputs", _D.span_inputs, "cbow_neg on one device: gather and update each corpus "
-                    "position's input row once per step, not once per window it is in")
+  flags.DEFINE_bool("span_inputs", _D.span_inputs, "cbow_neg and sgram_neg on one device: gather and update "
+                    "each corpus position's input row once per step, not once per window it is in (with "
+                    "a C++ compiler, the fused CPU kernels of native.py run this layout)")
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
   # Devices and hosts: runtime settings, not part of the config, so a run can resume on another mesh.
   flags.DEFINE_string("mesh", None, "devices to train on, as axis:size over the devices JAX sees, e.g. "

@@ -30,7 +30,7 @@ class TrainConfig:
   sgram_neg_form: str = "swapped"    # fast sgram_neg kernel: "swapped" | "shared" | "pairs" (step.py)
   max_dup: float | None = 32.0       # cap on a word's summed updates per step (step.damp_duplicates)
   bucket_windows: bool = True       # group a step's centers by window size: no padded slots (buckets.py)
-  span_inputs: bool = True           # cbow_neg, one device: each position's W_in row once a step (kernels.py)
+  span_inputs: bool = True           # cbow_neg, sgram_neg, one device: each position's W_in row once a step
   steps_per_call: int = 16           # training steps per jitted call (lax.scan)
   optimizer: str = "word2vec"        # "word2vec": sparse closed-form SGD (fast path); or an optax
                                      # optimizer on jax.grad of the mean loss: sgd, adam, adagrad, rmsprop

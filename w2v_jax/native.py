@@ -1,31 +1,32 @@
-"""CPU kernels for the op XLA:CPU does slowly here: scatter-adding gradient rows into a table.
+"""CPU kernels for what XLA:CPU does slowly here: scatter-adding rows, and word2vec's small per-window work.
 
-`apply_rows(table, parts, scale, max_dup)` returns
+Fused steps. `cbow_neg_span_step(params, span, lr, ...)` and `sgram_neg_span_step(params, span, lr, ...)`
+run a whole training step on a SpanBatch as one custom call (native/fused_steps.cc): the forward pass,
+the closed-form gradient and both tables' updates, in place on the donated tables, on the calling
+thread and the other threads of XLA's CPU pool. Each equals its pure-JAX step
+(`*_span_step_reference`: the kernels.py maths, then the row kernels below) to float rounding, not bit
+for bit, since its dot products add in an order of its own; and each is deterministic, whatever the
+number of threads (tests/test_native.py checks both, and a whole CLI run against the JAX path). Measured
+with scripts/profile_step.py on the dev corpus at B = 1024, 2 cores: cbow_neg 1.0-1.2 ms a step (2.5 ms
+with XLA doing the maths and the row kernels applying the rows; 3.7 ms all XLA), sgram_neg 2.1-2.5 ms
+(4.5 ms). Why it is faster: the window's rows stay in cache between its products, the two cores both
+work (XLA kept 1.1-1.3 busy), and nothing is written out as [B, C, D] arrays.
+
+Row kernels. `apply_rows(table, parts, scale, max_dup)` returns
     table.at[concat(idx)].add(scale * damp_duplicates(concat(idx), concat(rows), V, max_dup))
 for parts = [(idx, rows), ...]: step.damp_duplicates and one scatter-add, the pure-JAX definition
 that `apply_rows_reference` spells out. The kernel performs the same float operations in the same
-order, so both give the same bits (tests/test_native.py checks it, and that a training run is
-bit-identical with and without the kernel).
+order, so both give the same bits (tests/test_native.py). `apply_span_rows(table, tokens, coef, vecs,
+scale, max_dup)` is CBOW's input side on a SpanBatch: context slot (b, j) receives coef[b, j] · vecs[b],
+each of the B + 2W span positions sums its slots, and B + 2W rows are applied instead of B·2W
+(`apply_span_rows_reference`; again the same bits). They serve the bucketed layout and the references:
+XLA:CPU lowers a scatter-add to a scalar loop (about 9M rows/s at D = 100 here).
 
-`apply_span_rows(table, tokens, coef, vecs, scale, max_dup)` is CBOW's input side on a SpanBatch:
-context slot (b, j) receives coef[b, j] · vecs[b], each of the B + 2W span positions sums its slots,
-and B + 2W rows are applied instead of B·2W (`apply_span_rows_reference`: kernels._unslots, then the
-same scatter-add; again the same bits).
-
-Why: XLA:CPU lowers a scatter-add to a scalar loop (about 9M rows/s at D = 100 here), the
-window-size buckets' rows had to be concatenated before it, and XLA's fused per-position sum of the
-span layout ran at 2.3 ms a step. The kernels are vectorised loops, in place on the donated table
-(input_output_aliases), over the parts as they are. Measured with scripts/profile_step.py on the dev
-corpus at B = 1024: cbow_neg's step went from 3.7 ms (bucketed, XLA) to 3.1 ms (bucketed, kernel) to
-2.5 ms (span layout, kernels); sgram_neg's did not change measurably (about 4.5 ms): its time is in the
-gathers and the small batched products, and a row costs about the same to update from XLA's loop or
-from this one, bound by memory.
-
-Where it runs: on the CPU backend, when a C++ compiler is found (CXX, c++, g++ or clang++). It is
-built on first use from native/apply_rows.cc against jaxlib's bundled XLA FFI headers (about 5 s),
-into $W2V_JAX_NATIVE_DIR or ~/.cache/w2v_jax/native, keyed by the source, jaxlib's version, the
-compiler and the machine. Elsewhere (GPU, TPU, no compiler, a failed build) or with W2V_JAX_NATIVE=0,
-`apply_rows` is the reference, which gives the same vectors.
+Where they run: on the CPU backend, when a C++ compiler is found (CXX, c++, g++ or clang++). They are
+built on first use from native/*.cc against jaxlib's bundled XLA FFI headers (about 5 s), into
+$W2V_JAX_NATIVE_DIR or ~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler
+and the machine. Elsewhere (GPU, TPU, no compiler, a failed build) or with W2V_JAX_NATIVE=0 the JAX
+references run: the same vectors as the row kernels, and the fused steps' vectors to float rounding.
 """
 import ctypes
 import functools

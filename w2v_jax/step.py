@@ -74,15 +74,16 @@ def make_fast_step(name: str, cbow_context_grad: str = "sum", sgram_neg_form: st
                split by `per_pair` into B·C one-context examples. Slowest; word2vec.c's exact sampling.
   With span=True, the negative-sampling kernels read `SpanBatch`es (kernels.py: each position's input
   row is gathered and scattered once, not once per window); `step.layout` tells the caller which to build.
-  For cbow_neg with native_scatter it is the fastest form on the CPU (train.make_step picks it, with
-  TrainConfig.span_inputs): cbow_neg 2.5 ms a step against 3.1 ms bucketed, at B = 1024. Under XLA's
-  scatter it is slower than buckets (its per-position sum ran at 2.3 ms a step), as is sgram_neg's span
-  kernel either way, so sgram_neg stays bucketed.
+  With native_scatter the whole span step is one fused CPU kernel (native.cbow_neg_span_step,
+  native.sgram_neg_span_step: both cores, equal to this JAX step to float rounding), the fastest form on
+  the CPU (train.make_step picks it, with TrainConfig.span_inputs): at B = 1024 on the dev corpus cbow_neg
+  about 1.0-1.2 ms a step against 3.1 ms bucketed, sgram_neg about 2.1-2.5 ms against 4.5. Under XLA
+  alone the span layout is slower than buckets (cbow_neg's per-position sum ran at 2.3 ms a step).
   With buckets=True the step expects buckets.py's per-window-size groups (a tuple of Batches).
   max_dup: see damp_duplicates. The step exposes `rows` and `update`, which distributed.py calls
   around its all-gather.
-  native_scatter: apply the rows with native.py's CPU kernels (the same bits as XLA's scatter, and no
-  copy to join the buckets' rows; cbow_neg's step 3.7 -> 3.1 ms, sgram_neg's unchanged); ignored where
+  native_scatter: use native.py's CPU kernels: the fused span steps, and for other layouts the row
+  kernel (the same bits as XLA's scatter, and no copy to join the buckets' rows); ignored where
   they are not available. Single-device only: under a mesh the tables may be sharded.
   """
   row_grads = models.get(name).row_grads

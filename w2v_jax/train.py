@@ -40,9 +40,10 @@ class FitResult:
 def make_step(cfg: TrainConfig, single_device: bool = False):
   """(init_state, step) for cfg.optimizer: word2vec's sparse SGD, or autodiff + an optax optimizer.
 
-  single_device (fit without a mesh): the fast path applies its rows with native.py's CPU kernel where
-  it is available (the same bits as XLA's scatter, faster), and cbow_neg reads SpanBatches when
-  cfg.span_inputs. A mesh shards batches per window, so there cbow_neg uses the per-window batches."""
+  single_device (fit without a mesh): cbow_neg and sgram_neg (swapped) read SpanBatches when
+  cfg.span_inputs, and on the CPU with a compiler each step is one fused kernel of native.py (equal to
+  the JAX step to float rounding); other steps apply their rows with native.py's row kernel (the same
+  bits as XLA's scatter). A mesh shards batches per window, so there both use the per-window batches."""
   if cfg.optimizer == "word2vec":
     span = single_device and cfg.span_inputs and (
         cfg.model == "cbow_neg" or (cfg.model == "sgram_neg" and cfg.sgram_neg_form == "swapped"))
