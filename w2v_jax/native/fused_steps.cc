@@ -28,7 +28,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -227,7 +226,7 @@ Scratch& GetScratch() {
 struct Side {
   float* table;
   float* count;   // zeroed [V], or nullptr without a cap
-  std::initializer_list<const Lists*> lists;
+  std::vector<const Lists*> lists;
 };
 
 // Phase 3 for one owner: its rows on both tables, counted (with a cap), applied in order as the reference
