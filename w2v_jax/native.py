@@ -23,7 +23,7 @@ each of the B + 2W span positions sums its slots, and B + 2W rows are applied in
 XLA:CPU lowers a scatter-add to a scalar loop (about 9M rows/s at D = 100 here).
 
 Where they run: on the CPU backend, when a C++ compiler is found (CXX, c++, g++ or clang++). They are
-built on first use from native/*.cc against jaxlib's bundled XLA FFI headers (about 5 s), into
+built on first use from native/*.cc against jaxlib's bundled XLA FFI headers (6-8 s), into
 $W2V_JAX_NATIVE_DIR or ~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler
 and the machine. Elsewhere (GPU, TPU, no compiler, a failed build) or with W2V_JAX_NATIVE=0 the JAX
 references run: the same vectors as the row kernels, and the fused steps' vectors to float rounding.
@@ -79,9 +79,14 @@ def _load() -> bool:
       lib_path.parent.mkdir(parents=True, exist_ok=True)
       with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
         out = pathlib.Path(tmp) / lib_path.name
-        done = subprocess.run([cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, _SOURCES), "-o", str(out)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
+        # One compiler per source, at once (each takes several seconds, mostly XLA's FFI headers), then a link.
+        objects = [pathlib.Path(tmp) / f"{src.stem}.o" for src in _SOURCES]
+        jobs = [subprocess.Popen([cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", "-c", str(src), "-o", str(obj)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for src, obj in zip(_SOURCES, objects)]
+        if any(job.wait() != 0 for job in jobs):
+          return False
+        if subprocess.run([cxx, *_FLAGS, *map(str, objects), "-o", str(out)], capture_output=True).returncode:
           return False
         os.replace(out, lib_path)   # atomic: a concurrent build never sees half a library
     lib = ctypes.cdll.LoadLibrary(str(lib_path))
