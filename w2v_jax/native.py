@@ -44,6 +44,7 @@ import jaxlib
 import numpy as np
 
 from w2v_jax import kernels, models
+from w2v_jax.types import Params
 
 _SOURCE_DIR = pathlib.Path(__file__).parent / "native"
 _SOURCES = [_SOURCE_DIR / name for name in ("apply_rows.cc", "fused_steps.cc")]
@@ -152,7 +153,6 @@ def cbow_neg_span_step_reference(params, span, lr, cbow_context_grad: str, max_d
   """One cbow_neg step on a SpanBatch in JAX: (params, loss [B]). kernels.cbow_neg_span_parts, then the
   input side by `apply_span_rows` and the output side by `apply_rows` (by their kernels when `native`:
   the same bits)."""
-  from w2v_jax.types import Params
   loss, coef, dh, out_parts = kernels.cbow_neg_span_parts(params, span, cbow_context_grad)
   apply = dict(scale=-lr, max_dup=max_dup, native=native)
   return Params(apply_span_rows(params.W_in, span.tokens, coef, dh, **apply),
@@ -161,7 +161,6 @@ def cbow_neg_span_step_reference(params, span, lr, cbow_context_grad: str, max_d
 
 def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, **attrs):
   """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place."""
-  from w2v_jax.types import Params
   W_in, W_out = params
   call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
                                    jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
@@ -199,7 +198,6 @@ def cbow_neg_span_step(params, span, lr, cbow_context_grad: str, max_dup: float 
 def sgram_neg_span_step_reference(params, span, lr, max_dup: float | None, *, native: bool = False):
   """One sgram_neg step (word2vec.c's swapped form, kernels.py) on a SpanBatch in JAX: (params, loss [B]).
   kernels.sgram_neg_swapped_span_row_grads, then `apply_rows` on each table (its kernel when `native`)."""
-  from w2v_jax.types import Params
   loss, rg = kernels.sgram_neg_swapped_span_row_grads(params, span)
   apply = dict(scale=-lr, max_dup=max_dup, native=native)
   return Params(apply_rows(params.W_in, [(rg.in_idx, rg.in_rows)], **apply),
