@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -258,7 +259,7 @@ void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side
     if (!cap) {
       for (int64_t j = 0; j < d; ++j) dst[j] += scale * (g * x[j]);
     } else {
-      const float f = std::min(1.0f, max_dup / std::max(*t.count, 1.0f));
+      const float f = w2v::Damp(max_dup, *t.count);
       for (int64_t j = 0; j < d; ++j) dst[j] += scale * ((g * x[j]) * f);
     }
   }
@@ -325,6 +326,65 @@ inline void Targets(const Step& s, int64_t b, const float** rows, int32_t* ids) 
   for (int64_t t = 0; t <= s.k; ++t) rows[t] = s.wout + ReadRow(ids[t], s.v) * s.d;
 }
 
+// What phase 1 of a window reads and writes besides the tables: the window's 1 + K target rows and ids,
+// and its coefficients g (CBOW's), sized once per chunk.
+struct WindowScratch {
+  explicit WindowScratch(int64_t nt) : g(nt), rows(nt), ids(nt) {}
+  std::vector<float> g;
+  std::vector<const float*> rows;
+  std::vector<int32_t> ids;
+};
+
+// The three phases both steps share, on the pool:
+//  1. window(b, chunk, scratch) per window, chunks of kWindows, the next windows' rows prefetched; it lists
+//     its W_out rows in `out` (lists in the reference's order);
+//  2. per span position p, the sum over its real slots (b, j) of coef · row for (coef, row) = slot(b, j),
+//     listed for W_in if nonzero;
+//  3. ApplyOwner per owner, on both tables.
+template <class Window, class Slot>
+void RunPhases(ffi::ThreadPool* pool, int32_t threads, const Step& s, Scratch& x, float max_dup,
+               std::vector<Lists*> out, const Window& window, const Slot& slot) {
+  const int64_t d = s.d, nb = s.nb, c = s.c;
+  const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
+  const int64_t position_chunks = (s.np + kPositions - 1) / kPositions;
+  x.sums.resize(s.np * d);
+  for (Lists* lists : out) lists->Reset(window_chunks);
+  x.in.Reset(position_chunks);
+  const bool cap = max_dup > 0.0f;
+  if (cap) x.Counts(s.v);
+
+  auto windows = [&](int64_t chunk) {
+    WindowScratch scratch(s.k + 1);
+    const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
+    for (int64_t b = lo; b < hi; ++b) {
+      if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
+      window(b, chunk, scratch);
+    }
+  };
+  auto positions = [&](int64_t chunk) {
+    const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
+    for (int64_t p = lo; p < hi; ++p) {
+      float* sp = x.sums.data() + p * d;
+      std::fill(sp, sp + d, 0.0f);
+      for (int64_t j = 0; j < c; ++j) {
+        const int64_t b = p - s.w - s.offset[j];
+        if (b < 0 || b >= nb || s.mask[b * c + j] == 0.0f) continue;
+        const auto [coef, row] = slot(b, j);
+        Axpy(coef, row, sp, d);
+      }
+      const int64_t r = w2v::Normalize(s.tok[p], s.v);
+      if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
+    }
+  };
+  const Side out_side{s.wout, cap ? x.count_out.data() : nullptr, {out.begin(), out.end()}};
+  const Side in_side{s.win, cap ? x.count_in.data() : nullptr, {&x.in}};
+  auto apply = [&](int64_t owner) { ApplyOwner(owner, d, s.scale, max_dup, out_side, in_side); };
+
+  ParallelFor(pool, threads, window_chunks, windows);
+  ParallelFor(pool, threads, position_chunks, positions);
+  ParallelFor(pool, threads, kOwners, apply);
+}
+
 ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
                            ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
                            ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
@@ -335,23 +395,16 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi
       e.failure())
     return e;
   const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
-  const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
-  const int64_t position_chunks = (s.np + kPositions - 1) / kPositions;
   Scratch& x = GetScratch();
   std::lock_guard<std::mutex> lock(x.mu);
   x.h.resize(nb * d);
   x.dh.resize(nb * d);
   x.n.resize(nb);
-  x.sums.resize(s.np * d);
-  x.out_a.Reset(window_chunks);   // the centers' rows
-  x.out_b.Reset(window_chunks);   // the negatives' rows
-  x.in.Reset(position_chunks);
-  const bool cap = max_dup > 0.0f;
-  if (cap) x.Counts(s.v);
 
-  // Phase 1, per window: h, the scores, g, the loss and ∂L/∂h; the W_out rows g · h_b listed. A zero
-  // row (no context word, h = 0 or g = 0) changes nothing and counts for no word (step.damp_duplicates).
-  auto window = [&](int64_t b, int64_t chunk, float* g, const float** rows, int32_t* ids) {
+  // Phase 1, per window: h, the scores, g, the loss and ∂L/∂h; the W_out rows g · h_b listed (out_a the
+  // centers', out_b the negatives'). A zero row (no context word, h = 0 or g = 0) changes nothing and
+  // counts for no word (step.damp_duplicates).
+  auto window = [&](int64_t b, int64_t chunk, WindowScratch& w) {
     const float* m = s.mask + b * c;
     float n = 0.0f;
     for (int64_t j = 0; j < c; ++j) n += m[j];
@@ -366,56 +419,26 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi
     std::fill(db, db + d, 0.0f);
     s.loss[b] = 0.0f;
     if (!(n > 0.0f)) return;   // no real context word: loss 0, no update
-    Targets(s, b, rows, ids);
+    Targets(s, b, w.rows.data(), w.ids.data());
     LossTerms loss;
     for (int64_t t = 0; t <= k; ++t) {
-      const float sig = loss.Add(Dot(rows[t], hb, d), t == 0);
-      g[t] = t == 0 ? sig - 1.0f : sig;
-      Axpy(g[t], rows[t], db, d);
+      const float sig = loss.Add(Dot(w.rows[t], hb, d), t == 0);
+      w.g[t] = t == 0 ? sig - 1.0f : sig;
+      Axpy(w.g[t], w.rows[t], db, d);
     }
     s.loss[b] = loss.Loss();
     if (!w2v::AnyNonZero(hb, d)) return;
     for (int64_t t = 0; t <= k; ++t) {
-      const int64_t r = w2v::Normalize(ids[t], s.v);
-      if (r >= 0 && g[t] != 0.0f) (t == 0 ? x.out_a : x.out_b).Add(chunk, r, hb, g[t]);
+      const int64_t r = w2v::Normalize(w.ids[t], s.v);
+      if (r >= 0 && w.g[t] != 0.0f) (t == 0 ? x.out_a : x.out_b).Add(chunk, r, hb, w.g[t]);
     }
   };
-  auto windows = [&](int64_t chunk) {
-    std::vector<float> g(k + 1);
-    std::vector<const float*> rows(k + 1);
-    std::vector<int32_t> ids(k + 1);
-    const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
-    for (int64_t b = lo; b < hi; ++b) {
-      if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
-      window(b, chunk, g.data(), rows.data(), ids.data());
-    }
+  // Phase 2: slot (b, j) receives coef · ∂L/∂h_b, coef = m (sum) or m / n (mean).
+  auto slot = [&](int64_t b, int64_t j) {
+    const float mj = s.mask[b * c + j];
+    return std::pair<float, const float*>(mean_grad ? mj / std::max(x.n[b], 1.0f) : mj, x.dh.data() + b * d);
   };
-
-  // Phase 2, per span position: the sum of what its context slots receive, listed if nonzero.
-  auto positions = [&](int64_t chunk) {
-    const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
-    for (int64_t p = lo; p < hi; ++p) {
-      float* sp = x.sums.data() + p * d;
-      std::fill(sp, sp + d, 0.0f);
-      for (int64_t j = 0; j < c; ++j) {
-        const int64_t b = p - s.w - s.offset[j];
-        if (b < 0 || b >= nb || s.mask[b * c + j] == 0.0f) continue;
-        const float mj = s.mask[b * c + j];
-        Axpy(mean_grad ? mj / std::max(x.n[b], 1.0f) : mj, x.dh.data() + b * d, sp, d);
-      }
-      const int64_t r = w2v::Normalize(s.tok[p], s.v);
-      if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
-    }
-  };
-
-  // Phase 3, per owner: W_out (the centers' rows, then the negatives'), and W_in (the positions').
-  const Side out{s.wout, cap ? x.count_out.data() : nullptr, {&x.out_a, &x.out_b}};
-  const Side in{s.win, cap ? x.count_in.data() : nullptr, {&x.in}};
-  auto apply = [&](int64_t owner) { ApplyOwner(owner, d, s.scale, max_dup, out, in); };
-
-  ParallelFor(&pool, threads, window_chunks, windows);
-  ParallelFor(&pool, threads, position_chunks, positions);
-  ParallelFor(&pool, threads, kOwners, apply);
+  RunPhases(&pool, threads, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
   return ffi::Error::Success();
 }
 
@@ -429,23 +452,16 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
       e.failure())
     return e;
   const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
-  const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
-  const int64_t position_chunks = (s.np + kPositions - 1) / kPositions;
   Scratch& x = GetScratch();
   std::lock_guard<std::mutex> lock(x.mu);
   x.dh.resize(nb * c * d);               // ∂L/∂h per slot
   x.out_rows.resize(nb * (k + 1) * d);   // the W_out rows, Σ_j G_bjt h_bj
-  x.sums.resize(s.np * d);
-  x.out_a.Reset(window_chunks);
-  x.in.Reset(position_chunks);
-  const bool cap = max_dup > 0.0f;
-  if (cap) x.Counts(s.v);
 
   // Phase 1, per window: for each real slot, its scores against T_b, G, the loss, ∂L/∂h_bj = Σ_t G_bjt T_bt;
   // the W_out rows Σ_j G_bjt h_bj, listed b-major (the center's, then the negatives') where nonzero.
-  auto window = [&](int64_t b, int64_t chunk, const float** rows, int32_t* ids) {
+  auto window = [&](int64_t b, int64_t chunk, WindowScratch& w) {
     const float* m = s.mask + b * c;
-    Targets(s, b, rows, ids);
+    Targets(s, b, w.rows.data(), w.ids.data());
     float* ob = x.out_rows.data() + b * (k + 1) * d;
     std::fill(ob, ob + (k + 1) * d, 0.0f);
     float l = 0.0f;
@@ -453,79 +469,46 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
       float* dj = x.dh.data() + (b * c + j) * d;
       if (m[j] == 0.0f) continue;   // phase 2 skips masked slots: dj is not read
       const float* hj = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
-      l += SkipGramSlot(hj, m[j], rows, k + 1, d, dj, ob);
+      l += SkipGramSlot(hj, m[j], w.rows.data(), k + 1, d, dj, ob);
     }
     s.loss[b] = l;
     for (int64_t t = 0; t <= k; ++t) {
-      const int64_t r = w2v::Normalize(ids[t], s.v);
+      const int64_t r = w2v::Normalize(w.ids[t], s.v);
       if (r >= 0 && w2v::AnyNonZero(ob + t * d, d)) x.out_a.Add(chunk, r, ob + t * d, 1.0f);
     }
   };
-  auto windows = [&](int64_t chunk) {
-    std::vector<const float*> rows(k + 1);
-    std::vector<int32_t> ids(k + 1);
-    const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
-    for (int64_t b = lo; b < hi; ++b) {
-      if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
-      window(b, chunk, rows.data(), ids.data());
-    }
-  };
-
-  // Phase 2, per span position: the sum of its slots' ∂L/∂h, listed if nonzero.
-  auto positions = [&](int64_t chunk) {
-    const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
-    for (int64_t p = lo; p < hi; ++p) {
-      float* sp = x.sums.data() + p * d;
-      std::fill(sp, sp + d, 0.0f);
-      for (int64_t j = 0; j < c; ++j) {
-        const int64_t b = p - s.w - s.offset[j];
-        if (b < 0 || b >= nb || s.mask[b * c + j] == 0.0f) continue;
-        Axpy(1.0f, x.dh.data() + (b * c + j) * d, sp, d);
-      }
-      const int64_t r = w2v::Normalize(s.tok[p], s.v);
-      if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
-    }
-  };
-
-  const Side out{s.wout, cap ? x.count_out.data() : nullptr, {&x.out_a}};
-  const Side in{s.win, cap ? x.count_in.data() : nullptr, {&x.in}};
-  auto apply = [&](int64_t owner) { ApplyOwner(owner, d, s.scale, max_dup, out, in); };
-
-  ParallelFor(&pool, threads, window_chunks, windows);
-  ParallelFor(&pool, threads, position_chunks, positions);
-  ParallelFor(&pool, threads, kOwners, apply);
+  // Phase 2: slot (b, j) receives its own ∂L/∂h_bj.
+  auto slot = [&](int64_t b, int64_t j) { return std::pair<float, const float*>(1.0f, x.dh.data() + (b * c + j) * d); };
+  RunPhases(&pool, threads, s, x, max_dup, {&x.out_a}, window, slot);
   return ffi::Error::Success();
 }
 
 }  // namespace
 
+namespace {
+
+// The arguments and results both fused steps take; each adds its attributes.
+auto StepBinding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
+      .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
+      .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
+      .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
+      .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
+      .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
+      .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
+      .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
+      .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
+      .Attr<float>("max_dup");        // <= 0: no cap
+}
+
+}  // namespace
+
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
-                                  .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
-                                  .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
-                                  .Attr<float>("max_dup")         // <= 0: no cap
+                              StepBinding()
                                   .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
                                   .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
-                                  .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
-                                  .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
-                                  .Attr<float>("max_dup")         // <= 0: no cap
-                                  .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
+                              StepBinding().Attr<int32_t>("threads"));   // 0: the pool's; 1: the caller's only

@@ -34,6 +34,9 @@ inline float* Counts(int64_t v) {
   return count.data();
 }
 
+// The factor step.damp_duplicates scales a word's rows by: min(1, max_dup / its count of nonzero rows).
+inline float Damp(float max_dup, float count) { return std::min(1.0f, max_dup / std::max(count, 1.0f)); }
+
 // table[idx[i]] += scale * (rows[i] * f_i) over the parts in order, f_i = min(1, max_dup / count of
 // idx[i]'s nonzero rows) when max_dup > 0: step.damp_duplicates, then one scatter-add. Padding slots
 // carry an all-zero row: not updates, so they count for no word.
@@ -56,7 +59,7 @@ inline void ApplyParts(float* w, int64_t v, int64_t d, const std::vector<Part>& 
       if (count == nullptr) {
         for (int64_t j = 0; j < d; ++j) dst[j] += scale * row[j];
       } else {
-        const float f = std::min(1.0f, max_dup / std::max(count[k], 1.0f));
+        const float f = Damp(max_dup, count[k]);
         for (int64_t j = 0; j < d; ++j) dst[j] += scale * (row[j] * f);
       }
     }
