@@ -3,6 +3,10 @@
 A sentence is one line (LF or CRLF endings), never cut: a window never crosses a line break or a file
 boundary, and a text8-style file (one 100 MB line) is one sentence, read in chunks so that the line is never
 held whole as text. Tokens are what str.split() gives.
+
+A file must be UTF-8 text, plain or gzipped: a few undecodable bytes are replaced by U+FFFD and counted
+(CorpusStats.replaced_chars), but a file where they, or control characters, are NOT_TEXT_SHARE of the bytes
+is refused as binary. A corpus must have a line with two vocabulary words, or nothing has a context.
 """
 import codecs
 import collections
@@ -26,17 +30,16 @@ CHUNK_BYTES = 1 << 20
 
 Paths = str | os.PathLike | Sequence[str | os.PathLike]
 
-_ERRORS = 'w2v_jax.count_replace'
-_replaced = [0]
-
-
-def _count_and_replace(err: UnicodeDecodeError) -> tuple[str, int]:
-  """Decode error handler: what errors='replace' does, plus a count of the U+FFFD it inserts."""
-  _replaced[0] += 1
-  return '\ufffd', err.end
-
-
-codecs.register_error(_ERRORS, _count_and_replace)
+# Telling text from binary. Per file, a byte is "bad" if it is part of a sequence that is not UTF-8 or if it
+# is a control character other than the whitespace ones (\t \n \v \f \r) and ESC. Real text has almost
+# none: a stray Latin-1 or truncated character here and there, a few percent at most even for a whole file
+# in Latin-1. Binary has many: random or compressed bytes (gzip, PNG, JPEG, zip, PDF streams) ~53%,
+# executables and shared libraries 55-95% (NUL padding), .pyc ~60%, UTF-16 text ~50% (its NUL bytes).
+NOT_TEXT_SHARE = 0.10   # a file with this share of bad bytes or more is refused
+NOT_TEXT_MIN_BYTES = 16  # ...once it has at least this many: a few bad bytes in a short file are still text
+PROBE_BYTES = 64 << 10   # judged first once this much is read (fail fast on a large binary), then at its end
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b'\t\n\x0b\x0c\r\x1b') + b'\x7f'
+_FFFD_UTF8 = '\ufffd'.encode()  # a U+FFFD that the text itself holds, which is no decoding error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,22 +90,78 @@ def resolve_paths(paths: Paths) -> list[pathlib.Path]:
 
 
 def _open(path: pathlib.Path):
+  """The file as a binary stream, and whether it is gzip (its magic number, so a .gz without its suffix reads)."""
   with open(path, 'rb') as f:
-    gz = f.read(2) == b'\x1f\x8b'  # the magic number, so a .gz without its suffix still reads
-  return gzip.open(path, 'rb') if gz else open(path, 'rb')
+    gz = f.read(2) == b'\x1f\x8b'
+  return (gzip.open(path, 'rb') if gz else open(path, 'rb')), gz
+
+
+@dataclasses.dataclass
+class _TextCheck:
+  """One file's tally of the bytes that text would not hold; refuses the file when they are too many."""
+  path: pathlib.Path
+  gz: bool
+  size: int | None   # the file's size when plain: reading that much is reading it whole
+  read: int = 0      # bytes read (after gunzip)
+  decoded: int = 0   # UTF-8 length of the text decoded from them, each U+FFFD inserted counted as 3 bytes
+  replaced: int = 0  # undecodable sequences, each replaced by one U+FFFD
+  control: int = 0   # control bytes (_CONTROL_BYTES)
+  pending: int = 0   # bytes of a character still open at the end of what was read
+  probed: bool = False
+
+  def add(self, data: bytes, text: str, replaced: int, pending: int) -> None:
+    self.read += len(data)
+    self.decoded += len(text.encode('utf-8'))
+    self.replaced += replaced
+    self.control += len(data) - len(data.translate(None, _CONTROL_BYTES))
+    self.pending = pending
+
+  def judge(self, whole: bool) -> None:
+    """Raises if the bytes read so far are not text: once early (PROBE_BYTES), then for the whole file."""
+    whole = whole or self.read == self.size
+    if not whole:
+      if self.probed or self.read < PROBE_BYTES:
+        return
+      self.probed = True
+    undecodable = self.read - self.pending - (self.decoded - 3 * self.replaced)
+    bad = undecodable + self.control
+    if bad >= NOT_TEXT_MIN_BYTES and bad >= NOT_TEXT_SHARE * self.read:
+      first = '' if whole else 'first '
+      gunzipped = ' after gunzip' if self.gz else ''
+      raise W2VError(f'{self.path} is not text: {bad / self.read:.0%} of its {first}{self.read:,} bytes{gunzipped} '
+                     f'are not UTF-8 or are control characters ({undecodable:,} undecodable, {self.control:,} '
+                     f'control); expected plain or gzipped UTF-8 text, one sentence a line')
 
 
 def _file_chunks(path: pathlib.Path, chunk_bytes: int, tally: collections.Counter
                  ) -> Iterator[tuple[list[str], list[int]]]:
-  """Yields (tokens, ends) per chunk: ends[i] = len(tokens) where the i-th line ending in it falls."""
-  decoder = codecs.getincrementaldecoder('utf-8-sig')(errors=_ERRORS)  # -sig: a leading BOM is no word
-  carry = ''  # a token that may continue in the next chunk
-  with _open(path) as f:
+  """Yields (tokens, ends) per chunk: ends[i] = len(tokens) where the i-th line ending in it falls.
+
+  Adds to tally['replaced_chars'] the undecodable byte sequences, each decoded as U+FFFD ('replace', which
+  C does without a Python handler), so all state is this call's: a U+FFFD is an error unless the bytes hold
+  one, and those are counted apart (EF BF BD, which can only be a whole U+FFFD). Raises W2VError if the file
+  is not text (_TextCheck).
+  """
+  decoder = codecs.getincrementaldecoder('utf-8')(errors='replace')
+  carry = ''    # a token that may continue in the next chunk
+  last2 = b''   # the last two bytes read: the bytes of a U+FFFD may straddle two reads
+  start = True  # nothing decoded yet: a leading BOM (U+FEFF) is no word
+  f, gz = _open(path)
+  with f:
+    check = _TextCheck(path, gz, None if gz else os.fstat(f.fileno()).st_size)
     while True:
       data = f.read(chunk_bytes)
-      before = _replaced[0]
-      text = carry + decoder.decode(data, final=not data)
-      tally['replaced_chars'] += _replaced[0] - before
+      piece = decoder.decode(data, final=not data)
+      held = data.count(_FFFD_UTF8) + (last2 + data[:2]).count(_FFFD_UTF8)  # those ending in data
+      last2 = (last2 + data)[-2:] if len(data) < 2 else data[-2:]
+      replaced = piece.count('\ufffd') - held
+      check.add(data, piece, replaced, pending=len(decoder.getstate()[0]))
+      check.judge(whole=not data)
+      tally['replaced_chars'] += replaced
+      if start and piece:
+        start = False
+        piece = piece[1:] if piece[0] == '\ufeff' else piece
+      text = carry + piece
       lines = text.split('\n')
       tail = lines.pop()  # the line still open at the end of this chunk
       tokens, ends = [], []
@@ -161,7 +220,7 @@ def _scan(files: list[pathlib.Path], chunk_bytes: int, keep_ids: bool) -> _Scan:
       ends.append(n + np.asarray(chunk_ends, dtype=np.int64))
     n += len(tokens)
   if not n:
-    raise W2VError(f'the corpus is empty: {", ".join(map(str, files))} has no words; give a file with text')
+    raise W2VError(f'the corpus is empty: {_names(files)} has no words; give a file with text')
   stats = CorpusStats(len(files), n, tally['replaced_chars'])
   if not keep_ids:
     return _Scan(list(first_seen), counts, None, None, stats)
@@ -174,8 +233,46 @@ def count_words(paths: Paths, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[dict[s
   return dict(zip(scan.words, scan.counts.tolist())), scan.stats
 
 
-def _encode(scan: _Scan, vocab: Vocab) -> EncodedCorpus:
-  """Maps the scan's ids to vocabulary ids, drops OOV tokens, and the sentences left empty."""
+def _names(files: list[pathlib.Path]) -> str:
+  shown = ', '.join(map(str, files[:3]))
+  return shown if len(files) <= 3 else f'{shown} and {len(files) - 3} more files'
+
+
+def _has_context(offsets: np.ndarray) -> bool:
+  """Whether some sentence has two tokens or more: sentences are never empty, so more tokens than sentences."""
+  return len(offsets) > 1 and int(offsets[-1]) > len(offsets) - 1
+
+
+def _no_context(files: list[pathlib.Path], scan: _Scan, cut: tuple[int, int | None] | None) -> W2VError:
+  """The error for an encoded corpus whose every sentence is one token long; cut: (min_count, max_vocab_size)."""
+  longest_read = int(np.diff(scan.ends, prepend=0).max())
+  if longest_read < 2:
+    why, fix = 'every line holds one word at most', ''
+  else:
+    dropped, fix = 'words outside the vocabulary', 'lower --min_count, or '
+    if cut is not None:
+      min_count, max_vocab_size = cut
+      reasons, fixes = [], []
+      if min_count > 1:
+        reasons.append(f'seen fewer than min_count={min_count} times')
+        fixes.append('lower --min_count')
+      if max_vocab_size is not None:
+        reasons.append(f'beyond the max_vocab_size={max_vocab_size} most frequent')
+        fixes.append('raise --max_vocab_size')
+      dropped += f', those {" or ".join(reasons)},' if reasons else ''
+      fix = ''.join(f'{f}, or ' for f in fixes)
+    why = (f'the longest line has 1 word in the vocabulary; lines of up to {longest_read} words were read, but '
+           f'{dropped} are dropped')
+  return W2VError(f'{_names(files)}: no line has two words in the vocabulary, so no word has a context to train '
+                  f'on ({why}); {fix}give text with sentences of two words or more (one sentence per line)')
+
+
+def _encode(scan: _Scan, vocab: Vocab, files: list[pathlib.Path],
+            cut: tuple[int, int | None] | None = None) -> EncodedCorpus:
+  """Maps the scan's ids to vocabulary ids, drops OOV tokens, and the sentences left empty.
+
+  Raises W2VError if no sentence is left with two tokens: nothing would have a context to train on.
+  """
   table = np.array([vocab.index.get(w, -1) for w in scan.words], dtype=np.int32)  # [U]
   ids = table[scan.ids]
   keep = ids >= 0
@@ -184,6 +281,8 @@ def _encode(scan: _Scan, vocab: Vocab) -> EncodedCorpus:
   kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])  # [N_raw+1]
   bounds = np.concatenate([[0], kept_before[scan.ends]])
   offsets = bounds[np.concatenate([[True], np.diff(bounds) > 0])]
+  if not _has_context(offsets):
+    raise _no_context(files, scan, cut)
   return EncodedCorpus(ids[keep], offsets, scan.stats)
 
 
@@ -219,6 +318,8 @@ def _load_encoded(base: pathlib.Path) -> EncodedCorpus | None:
   try:
     tokens = np.load(base.with_suffix('.tokens.npy'), mmap_mode='r')
     offsets = np.load(base.with_suffix('.offsets.npy'), mmap_mode='r')
+    if not _has_context(offsets):
+      return None  # written before such a corpus was refused: encode again, which raises the error
     return EncodedCorpus(tokens, offsets, CorpusStats(**meta, from_cache=True))
   except (OSError, ValueError, TypeError):
     return None  # a damaged entry: encode again and overwrite it
@@ -239,12 +340,19 @@ def _encoded_base(cache_dir, files: list[pathlib.Path], vocab: Vocab) -> pathlib
 
 def encode_corpus(paths: Paths, vocab: Vocab, cache_dir: str | os.PathLike | None = None, *,
                   chunk_bytes: int = CHUNK_BYTES) -> EncodedCorpus:
-  """Token ids of the corpus under `vocab`, OOV dropped; loaded memory-mapped from cache_dir if there."""
-  files = resolve_paths(paths)
+  """Token ids of the corpus under `vocab`, OOV dropped; loaded memory-mapped from cache_dir if there.
+
+  Raises W2VError if no line keeps two words in the vocabulary: then no word has a context to train on.
+  """
+  return _encode_files(resolve_paths(paths), vocab, cache_dir, chunk_bytes)
+
+
+def _encode_files(files: list[pathlib.Path], vocab: Vocab, cache_dir, chunk_bytes: int,
+                  cut: tuple[int, int | None] | None = None) -> EncodedCorpus:
   base = None if cache_dir is None else _encoded_base(cache_dir, files, vocab)
   if base is not None and (cached := _load_encoded(base)) is not None:
     return cached
-  corpus = _encode(_scan(files, chunk_bytes, keep_ids=True), vocab)
+  corpus = _encode(_scan(files, chunk_bytes, keep_ids=True), vocab, files, cut)
   if base is not None:
     _store_encoded(base, corpus)
   return corpus
@@ -253,7 +361,10 @@ def encode_corpus(paths: Paths, vocab: Vocab, cache_dir: str | os.PathLike | Non
 def prepare(paths: Paths, min_count: int = 5, max_vocab_size: int | None = None,
             cache_dir: str | os.PathLike | None = None, *,
             chunk_bytes: int = CHUNK_BYTES) -> tuple[Vocab, EncodedCorpus]:
-  """Vocabulary and encoded corpus from one pass over the text, cached so a second run reads no text."""
+  """Vocabulary and encoded corpus from one pass over the text, cached so a second run reads no text.
+
+  Raises W2VError, caching nothing, if a file is not text or no line keeps two words in the vocabulary.
+  """
   check_vocab_settings(min_count, max_vocab_size)
   files = resolve_paths(paths)
   vocab_path = None
@@ -262,10 +373,10 @@ def prepare(paths: Paths, min_count: int = 5, max_vocab_size: int | None = None,
     vocab_path = _cache(cache_dir) / f'vocab-{key}.tsv'
     if vocab_path.exists():
       vocab = Vocab.load(vocab_path)
-      return vocab, encode_corpus(files, vocab, cache_dir, chunk_bytes=chunk_bytes)
+      return vocab, _encode_files(files, vocab, cache_dir, chunk_bytes, (min_count, max_vocab_size))
   scan = _scan(files, chunk_bytes, keep_ids=True)
   vocab = Vocab.from_counts(dict(zip(scan.words, scan.counts.tolist())), min_count, max_vocab_size)
-  corpus = _encode(scan, vocab)
+  corpus = _encode(scan, vocab, files, (min_count, max_vocab_size))  # raises before anything is cached
   if vocab_path is not None:
     _store_encoded(_encoded_base(cache_dir, files, vocab), corpus)
     vocab.save(vocab_path)  # last: its presence means both entries are complete
