@@ -1,5 +1,7 @@
 """Tests for w2v_jax.evaluate: known answers, and exact agreement with gensim where it is installed."""
 import gzip
+import hashlib
+import re
 import warnings
 
 import numpy as np
@@ -92,6 +94,36 @@ def test_nearest():
   assert word == "b" and cos == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-6)
   with pytest.raises(W2VError, match="not in the vocabulary"):
     evaluate.nearest(words, vectors, "zebra")
+
+
+def test_nearest_ties_go_to_the_earlier_word():
+  words = ["a", "b", "c", "d", "e"]
+  vectors = np.array([[1, 0], [0, 1], [0.5, 0.5], [0, 1], [0, 2]], np.float32)
+  assert [w for w, _ in evaluate.nearest(words, vectors, "c", k=3)] == ["a", "b", "d"]
+  assert [w for w, _ in evaluate.most_similar(words, vectors, "c", topn=None)] == ["a", "b", "d", "e"]
+
+
+def test_bundled_sets_and_readme_hashes():
+  sets = evaluate.word_similarity_sets()
+  assert sets == {"ws353": evaluate.WORDSIM_PATH, "simlex999": evaluate.SIMLEX_PATH}
+  pairs = [line.split("\t") for line in open(evaluate.SIMLEX_PATH) if not line.startswith("#")]
+  assert len(pairs) == 999 and all(len(p) == 3 and 0 <= float(p[2]) <= 10 for p in pairs)
+  readme = (evaluate.DATA_DIR / "README.md").read_text()
+  listed = dict((name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M))
+  assert set(listed) >= {p.name for p in sets.values()} | {evaluate.ANALOGY_PATH.name}
+  for name, digest in listed.items():
+    assert hashlib.sha256((evaluate.DATA_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_all_benchmarks_and_headline(tmp_path):
+  pairs, words, vectors = _planted()
+  report = evaluate.all_benchmarks(words, vectors)
+  assert set(report["analogy"]) == {"3cosadd", "3cosmul"} and set(report["similarity"]) == {"ws353", "simlex999"}
+  assert report["analogy"]["3cosmul"] == evaluate.analogy(words, vectors, method="3cosmul")
+  flat = evaluate.headline(report)
+  assert flat["analogy_accuracy"] == report["analogy"]["3cosadd"]["accuracy"]
+  assert flat["analogy_3cosmul"] == report["analogy"]["3cosmul"]["accuracy"]
+  assert flat["ws353_spearman"] is None and flat["simlex999_oov_rate"] == 1.0  # no pair in this vocabulary
 
 
 def test_bad_input(tmp_path):
@@ -212,6 +244,16 @@ def test_analogy_matches_gensim_with_ties_and_spellings(model, tmp_path, case_in
   theirs = _gensim_analogy(_keyed(new_words, new_vectors), path, len(new_words), case_insensitive, method)
   _assert_same(ours, theirs)
   assert ours["n_total"] > 100
+
+
+def test_nearest_and_simlex_match_gensim(model):
+  words, vectors, kv = model
+  for word in ("king", "water", "the"):
+    assert evaluate.nearest(words, vectors, word, k=8) == kv.most_similar(word, topn=8)
+  pearson, spearman, oov = kv.evaluate_word_pairs(evaluate.SIMLEX_PATH)
+  ours = evaluate.word_similarity(words, vectors, path=evaluate.SIMLEX_PATH)
+  assert abs(ours["spearman"] - spearman.statistic) < 1e-9 and abs(ours["pearson"] - pearson.statistic) < 1e-9
+  assert abs(ours["oov_rate"] - oov / 100) < 1e-12 and ours["n_pairs"] > 500
 
 
 @pytest.mark.parametrize("case_insensitive", [True, False])

@@ -67,21 +67,56 @@ def test_binary_layout(tmp_path):
   assert (tmp_path / "v").read_bytes() == b"1 2\na " + np.array([1.0, -2.0], "<f4").tobytes() + b"\n"
 
 
+_F = np.array([1.0, -2.0], "<f4").tobytes()  # two float32 with zero bytes, like any binary record
+_F3 = np.array([1.0, -2.0, 3.0], "<f4").tobytes()
+
+
 @pytest.mark.parametrize("content, binary, match", [
-    (b"", None, "header"),
-    (b"hello world\n", None, ":1: expected a header"),
-    (b"2 3\na 1 2 3\nb 1 2\n", False, ":3: expected a word and 3 numbers"),
-    (b"2 3\na 1 2 3\nb 1 x 3\n", False, ":3: a value of word 'b'"),
-    (b"3 3\na 1 2 3\nb 1 2 3\n", False, "header says 3 words"),
-    (b"2 3\na 1 2 3\na 1 2 3\n", False, "'a' appears twice"),
-    (b"1 3\na \xff 2 3\n", False, ":2: not valid UTF-8"),
-    (b"2 2\na " + bytes(8) + b"\nb " + bytes(4), True, "record 2 of 2 is cut short"),
-    (b"1 2\na " + bytes(8) + b"\nextra", True, "unexpected bytes"),
+    # bad header
+    (b"", None, ":1: expected a header"),
+    (b"hello world\n", None, ":1: expected a header line 'V D'.*got b'hello world'"),
+    (b"2\na 1 2 3\n", None, ":1: expected a header"),
+    (b"2 0\n", None, ":1: expected a header"),
+    # truncated, or longer than the header says
+    (b"3 3\na 1 2 3\nb 1 2 3\n", None, "header says 3 words, but only 2 lines follow it; the file is truncated"),
+    (b"2 3\na 1 2 3\nb 1 2", None, ":3: expected a word and 3 numbers .*got 3 fields"),
+    (b"1 3\na 1 2 3\nb 1 2 3\n", None, "header says 1 words, but 2 lines follow it"),
+    (b"2 2\nabc " + _F + b"\nbcd " + _F[:4], True, "record 2 of 2 is cut short; the file is truncated"),
+    (b"2 2\nabc " + _F + b"\nbcd " + _F[:4], None, "record 2 of 2 is cut short"),
+    (b"9 2\na " + _F + b"\n", None, "header says 9 words of 2 float32, at least 90 bytes, but 11 bytes follow"),
+    (b"1 2\na " + _F + b"\nextra", True, "unexpected bytes after record 1"),
+    # a row of the wrong length (text: by line, whether or not it is the first row; binary: D wrong)
+    (b"2 3\na 1 2 3\nb 1 2\n", None, ":3: expected a word and 3 numbers"),
+    (b"2 3\na 1 2\nb 1 2 3\n", None, ":2: expected a word and 3 numbers .*got 3 fields"),
+    (b"2 3\na 1 2 3 4\nb 1 2 3\n", None, ":2: expected a word and 3 numbers .*got 5 fields"),
+    (b"2 3\na 1 x 3\nb 1 2 3\n", False, ":2: a value of word 'a' is not a number"),
+    (b"2 2\na " + _F3 + b"\nb " + _F3 + b"\n", None, "record 2 of 2 .*not a word and a space; the header's D = 2"),
+    # duplicate words
+    (b"2 3\na 1 2 3\na 1 2 3\n", None, "'a' appears twice \\(records 1 and 2\\)"),
+    (b"2 2\na " + _F + b"a " + _F, True, "'a' appears twice"),
+    # undecodable bytes in a word (or a number)
+    (b"2 3\nok 1 2 3\ncaf\xe9 1 2 3\n", None, ":3: the word b'caf\\\\xe9' is not valid UTF-8"),
+    (b"1 3\na \xff 2 3\n", False, ":2: byte b'\\\\xff' after the word is not valid UTF-8"),
+    (b"1 2\ncaf\xe9 " + _F, None, "record 1 of 1: the word b'caf\\\\xe9' is not valid UTF-8"),
 ])
 def test_bad_files(tmp_path, content, binary, match):
   (tmp_path / "v").write_bytes(content)
-  with pytest.raises(W2VError, match=match):
+  with pytest.raises(W2VError, match=match) as e:
     vectors_io.load(tmp_path / "v", binary=binary)
+  assert "\n" not in str(e.value) and str(tmp_path / "v") in str(e.value)  # one line, naming the file
+
+
+def test_detection_and_unicode_spaces(tmp_path):
+  # A word holding a non-ASCII space (U+00A0) is one word: fields split at ASCII whitespace only.
+  words, vectors = ["a\u00a0b", "c"], np.array([[1, 2], [3, 4]], np.float32)
+  for save in SAVE.values():
+    save(tmp_path / "v", words, vectors)
+    got_words, got = vectors_io.load(tmp_path / "v")
+    assert got_words == words
+    np.testing.assert_array_equal(got, vectors)
+  # A binary file whose first record happens to look like text with the wrong count is still binary.
+  (tmp_path / "b").write_bytes(b"1 3\na 5\n" + bytes(10))
+  assert vectors_io.load(tmp_path / "b")[0] == ["a"]
 
 
 def test_bad_input_to_save(tmp_path):

@@ -15,6 +15,10 @@ vectors are evaluated in float32, as gensim does. The numbers reproduce gensim 4
   that is not a spelling of a question word. Unlike gensim's `most_similar_cosmul`, which
   ignores `restrict_vocab`, candidates here are the first `restrict_vocab` words for both methods.
 
+Queries on one table (`most_similar`, `most_similar_cosmul`, `similarity`, `doesnt_match`, `nearest`)
+follow gensim's KeyedVectors methods of those names, float op for float op, so a file gives gensim's
+answers; `w2v_jax.vectors.KeyedVectors` wraps them. `all_benchmarks` runs every bundled set.
+
 Analogies are solved in batches (one matmul per chunk of questions), not question by question.
 A float32 matmul sums in a different order than gensim's per-question matrix-vector product, so
 scores differ in the last bits. Wherever that could change the answer (the two best scores lie
@@ -31,8 +35,10 @@ from w2v_jax.errors import W2VError
 DATA_DIR = Path(__file__).parent / "data"
 ANALOGY_PATH = DATA_DIR / "questions-words.txt"  # Google analogy set, 19,544 questions
 WORDSIM_PATH = DATA_DIR / "wordsim353.tsv"  # WordSim-353, 353 pairs
+SIMLEX_PATH = DATA_DIR / "simlex999.txt"  # SimLex-999, 999 pairs
+_SIMILARITY_SETS = {"ws353": WORDSIM_PATH, "simlex999": SIMLEX_PATH}
 _CHUNK = 64  # questions per batch: [64, 30000] float32 scores (7.7 MB) stay in cache
-_COSMUL_EPS = np.float32(1e-6)
+_COSMUL_EPS = 1e-6  # a Python float, as in gensim: float32 scores stay float32
 
 
 def _table(words, vectors):
@@ -99,15 +105,22 @@ def _gensim_pick(scores, question, canon, n_excluded):
   return predicted
 
 
-def _gensim_mean(units, a, b, c):
-  """gensim's query for 3CosAdd, [Q, D]: unit mean of u_b + u_c - u_a, with its float ops in its order."""
-  mean = np.zeros(units[b].shape, np.float32)
-  mean += units[b]
-  mean += units[c]
-  mean -= units[a]
-  mean = mean.astype(np.float64) / 3.0  # gensim divides by a float64 total weight
+def _unit_mean(units, weights):
+  """gensim's query vector for most_similar, [Q, D] float32, with its float ops in its order:
+  unit(sum_k w_k u_k / sum_k |w_k|) of the unit rows units [Q, K, D] and weights [K]."""
+  mean = np.zeros((units.shape[0], units.shape[2]), np.float32)
+  for k, w in enumerate(weights):
+    mean += w * units[:, k]
+  mean = mean.astype(np.float64) / float(np.sum(np.abs(weights)))  # gensim divides by a float64 total
   norm = np.sqrt(np.sum(mean * mean, axis=1, keepdims=True))
   return np.where(norm > 0, mean * (1.0 / np.where(norm > 0, norm, 1.0)), mean).astype(np.float32)
+
+
+def _cosmul(table, norms, pos_units, neg_units):
+  """gensim's most_similar_cosmul scores [R]: prod_pos p / (prod_neg p + 1e-6), p = (1 + cos) / 2."""
+  pos = [(1 + np.dot(table, u) / norms) / 2 for u in pos_units]
+  neg = [(1 + np.dot(table, u) / norms) / 2 for u in neg_units]
+  return np.prod(pos, axis=0) / (np.prod(neg, axis=0) + _COSMUL_EPS)
 
 
 def _solve(table, norms, units, canon, quads, method):
@@ -157,14 +170,14 @@ def _solve(table, norms, units, canon, quads, method):
     pred[rows] = canon[j1]
     redo = rows[~(gap > margin) | np.any(canon[j1][:, None] == quads[rows, :3], axis=1)]
     if method == "3cosadd" and len(redo):
-      mean = _gensim_mean(units, *quads[redo, :3].T)
+      mean = _unit_mean(units[quads[redo][:, [1, 2, 0]]], (1.0, 1.0, -1.0))  # b + c - a
     for n, q in enumerate(redo):  # gensim's arithmetic: one matrix-vector product per question
       question = quads[q, :3].tolist()
       if method == "3cosadd":
         pred[q] = _gensim_pick(np.dot(table, mean[n]) / norms, question, canon, 3)
       else:
-        pb, pc, pa = ((1 + np.dot(table, units[quads[q, i]]) / norms) / 2 for i in (1, 2, 0))
-        pred[q] = _gensim_pick(pb * pc / (pa + _COSMUL_EPS), question, canon, len(set(question)))
+        pred[q] = _gensim_pick(_cosmul(table, norms, units[quads[q, 1:3]], units[quads[q, :1]]),
+                               question, canon, len(set(question)))
   return pred
 
 
@@ -272,10 +285,8 @@ def word_similarity(words, vectors, path=None, case_insensitive=True, restrict_v
       if parts[0] not in index or parts[1] not in index:
         oov += 1
         continue
-      u, v = (vectors[index[w]] for w in parts[:2])  # gensim: dot of unitvec()s, scaled in float64
       gold.append(score)
-      model.append(np.dot((u * (1.0 / np.linalg.norm(u.astype(np.float64)))).astype(np.float32),
-                          (v * (1.0 / np.linalg.norm(v.astype(np.float64)))).astype(np.float32)))
+      model.append(_pair_cosine(vectors[index[parts[0]]], vectors[index[parts[1]]]))
   if not gold and not oov:
     raise W2VError(f"{path}: no valid 'word<TAB>word<TAB>score' line; check the file")
   if not gold:  # a small vocabulary: nothing to correlate, which is a result, not an error
@@ -284,19 +295,172 @@ def word_similarity(words, vectors, path=None, case_insensitive=True, restrict_v
               oov_rate=oov / (len(gold) + oov), n_pairs=len(gold))
 
 
+def word_similarity_sets():
+  """The bundled word-pair sets, {name: path}, in report order: "ws353" (WordSim-353, relatedness)
+  and "simlex999" (SimLex-999, similarity proper). Each path suits `word_similarity(path=...)`."""
+  return dict(_SIMILARITY_SETS)
+
+
+def all_benchmarks(words, vectors, restrict_vocab=30000, methods=("3cosadd", "3cosmul"),
+                   pairs_restrict_vocab=300000):
+  """Every bundled benchmark on one table, with gensim's defaults.
+
+  Returns:
+    {"analogy": {method: analogy(..., restrict_vocab, method)}, "similarity": {name: word_similarity(
+    ..., path, restrict_vocab=pairs_restrict_vocab)}} over `methods` and `word_similarity_sets()`.
+  """
+  return dict(
+      analogy={m: analogy(words, vectors, restrict_vocab=restrict_vocab, method=m) for m in methods},
+      similarity={name: word_similarity(words, vectors, path=path, restrict_vocab=pairs_restrict_vocab)
+                  for name, path in word_similarity_sets().items()})
+
+
+def headline(report):
+  """The flat numbers of an `all_benchmarks` report: "analogy_accuracy", "analogy_semantic" and
+  "analogy_syntactic" (3CosAdd, the numbers the training summary reports), "analogy_<method>" for
+  any other method run, and "<set>_spearman", "<set>_pearson", "<set>_oov_rate" for every word-pair
+  set. A correlation over no pair is None (JSON null)."""
+  out = {}
+  for method, r in report["analogy"].items():
+    if method == "3cosadd":
+      out.update(analogy_accuracy=r["accuracy"], analogy_semantic=r["semantic"], analogy_syntactic=r["syntactic"])
+    else:
+      out[f"analogy_{method}"] = r["accuracy"]
+  for name, r in report["similarity"].items():
+    for key in ("spearman", "pearson", "oov_rate"):
+      out[f"{name}_{key}"] = None if np.isnan(r[key]) else r[key]
+  return out
+
+
+# --- Queries on one table: gensim's KeyedVectors semantics ---------------------------------------
+
+
+def _pair_cosine(u, v):
+  """gensim's `similarity`: the dot of the float32 unit vectors, each scaled by 1 / |x| in float64;
+  a zero vector stays zero (cosine 0)."""
+  def unit(x):
+    norm = np.linalg.norm(x.astype(np.float64))
+    return (x * (1.0 / norm)).astype(np.float32) if norm > 0 else x
+  return np.dot(unit(u), unit(v))
+
+
+def word_index(words):
+  """{word: row}, the first row of a word listed twice."""
+  index = {}
+  for i, word in enumerate(words):
+    index.setdefault(word, i)
+  return index
+
+
+def _rows(index, query):
+  """Rows of the query words (a word or a list of words); W2VError names an unknown one."""
+  query = [query] if isinstance(query, str) else list(query)
+  for word in query:
+    if word not in index:
+      raise W2VError(f"{word!r} is not in the vocabulary; pick a word that is")
+  return [index[word] for word in query]
+
+
+def _units(words, vectors, norms, rows):
+  """The unit vectors [K, D] of `rows`, as gensim's get_vector(norm=True); W2VError for a zero one."""
+  for i in rows:
+    if norms[i] == 0:
+      raise W2VError(f"{words[i]!r} has a zero vector: its cosine with anything is undefined")
+  return vectors[rows] / norms[rows, None]
+
+
+def _ranked(words, scores, exclude, topn):
+  """[(word, score)] of the `topn` best scores (None: all), minus the rows `exclude`, best first;
+  ties go to the earlier (more frequent) word, and NaN scores (zero vectors) rank last."""
+  key = np.where(np.isnan(scores), -np.inf, scores)
+  keep = np.ones(len(scores), bool)
+  keep[list(exclude)] = False
+  cand = np.flatnonzero(keep)
+  n = len(cand) if topn is None else max(0, min(topn, len(cand)))
+  if 0 < n < len(cand):  # every row scoring at least the n-th best: ties at the cut all stay
+    kth = np.partition(key[cand], len(cand) - n)[len(cand) - n]
+    cand = cand[key[cand] >= kth]
+  best = cand[np.lexsort((cand, -key[cand]))][:n]
+  return [(words[j], float(scores[j])) for j in best]
+
+
+def _prepare(words, vectors, index, norms, restrict_vocab):
+  """(words, float32 table, index, norms, candidate rows R) for the query functions below."""
+  words, vectors = _table(words, vectors)
+  index = word_index(words) if index is None else index
+  norms = np.linalg.norm(vectors, axis=1) if norms is None else norms
+  r = len(words) if restrict_vocab is None else min(restrict_vocab, len(words))
+  return words, vectors, index, norms, r
+
+
+def most_similar(words, vectors, positive, negative=(), topn=10, restrict_vocab=None, *, index=None, norms=None):
+  """gensim's `most_similar`: the words w with the highest cos(w, m), the query words excluded.
+
+  m = unit(sum_p u_p - sum_n u_n), u_x = x / |x| (the unit mean of the unit vectors, positive words
+  weighted +1 and negative -1: 3CosAdd for positive=[b, c], negative=[a]); the score is
+  cos(w, m) = w . m / |w|, computed in float32 exactly as gensim does, so a file gives gensim's list.
+
+  Args:
+    words, vectors: the table, most frequent first.
+    positive: a word or a list of words; negative: a word or a list of words (default none).
+    topn: how many to return (None: every candidate).
+    restrict_vocab: only the first `restrict_vocab` words are candidates (None: all).
+    index, norms: `word_index(words)` and the row norms, when the caller keeps them.
+
+  Returns:
+    [(word, cosine)], best first; ties go to the more frequent word. W2VError for an unknown word.
+  """
+  words, vectors, index, norms, r = _prepare(words, vectors, index, norms, restrict_vocab)
+  pos, neg = _rows(index, positive), _rows(index, negative)
+  rows = pos + neg
+  if not rows:
+    raise W2VError("most_similar needs at least one query word")
+  mean = _unit_mean(_units(words, vectors, norms, rows)[None], [1.0] * len(pos) + [-1.0] * len(neg))[0]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    scores = np.dot(vectors[:r], mean) / norms[:r]
+  return _ranked(words, scores, [i for i in rows if i < r], topn)
+
+
+def most_similar_cosmul(words, vectors, positive, negative=(), topn=10, restrict_vocab=None, *, index=None,
+                        norms=None):
+  """gensim's `most_similar_cosmul`: the words w with the highest
+  prod_p p(w, p) / (prod_n p(w, n) + 1e-6), p = (cos + 1) / 2 (3CosMul of Levy & Goldberg 2014 for
+  positive=[b, c], negative=[a]), the query words excluded. Arguments and result as `most_similar`,
+  except that the scores are these products, not cosines. Unlike gensim, `restrict_vocab` is honoured.
+  """
+  words, vectors, index, norms, r = _prepare(words, vectors, index, norms, restrict_vocab)
+  pos, neg = _rows(index, positive), _rows(index, negative)
+  if not pos:
+    raise W2VError("most_similar_cosmul needs at least one positive word")
+  with np.errstate(divide="ignore", invalid="ignore"):
+    scores = _cosmul(vectors[:r], norms[:r], _units(words, vectors, norms, pos), _units(words, vectors, norms, neg))
+  return _ranked(words, scores, [i for i in pos + neg if i < r], topn)
+
+
+def similarity(words, vectors, a, b, *, index=None):
+  """gensim's `similarity`: cos(a, b) = u_a . u_b, as `word_similarity` scores a pair."""
+  index = word_index(words) if index is None else index
+  i, j = _rows(index, [a, b])
+  return float(_pair_cosine(np.asarray(vectors[i], np.float32), np.asarray(vectors[j], np.float32)))
+
+
+def doesnt_match(words, vectors, query, *, index=None, norms=None):
+  """gensim's `doesnt_match`: of the query words, the one with the lowest cos(u_x, m), m the unit
+  mean of their unit vectors (gensim skips unknown words; here they are a W2VError)."""
+  words, vectors, index, norms, _ = _prepare(words, vectors, index, norms, None)
+  rows = _rows(index, query)
+  if not rows:
+    raise W2VError("doesnt_match needs at least one word")
+  units = _units(words, vectors, norms, rows)
+  mean = _unit_mean(units[None], [1.0] * len(rows))[0]
+  return words[rows[int(np.argmin(units @ mean))]]
+
+
 def nearest(words, vectors, query, k=10):
   """The k words with the highest cosine to `query`, itself excluded: [(word, cosine)], best first.
 
-  Ties go to the more frequent (earlier) word; a zero vector has cosine 0 with everything.
+  `most_similar(words, vectors, query, topn=k)`: ties go to the more frequent (earlier) word; a zero
+  vector's cosine is undefined (NaN, as in gensim): as a candidate it ranks last, as the query it is
+  a W2VError.
   """
-  words, vectors = _table(words, vectors)
-  try:
-    i = words.index(query)
-  except ValueError:
-    raise W2VError(f"{query!r} is not in the vocabulary; pick a word that is") from None
-  norms = np.linalg.norm(vectors, axis=1)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    cos = np.nan_to_num((vectors @ vectors[i]) / (norms * norms[i]), nan=0.0, posinf=0.0, neginf=0.0)
-  cos[i] = -np.inf
-  best = np.argsort(-cos, kind="stable")[:min(k, len(words) - 1)]
-  return [(words[j], float(cos[j])) for j in best]
+  return most_similar(words, vectors, query, topn=k)

@@ -30,7 +30,11 @@ def _check(words, vectors):
   if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.shape[1] < 1:
     raise W2VError(f"expected vectors of shape [len(words), D] = [{len(words)}, D >= 1], got {vectors.shape}")
   for i, word in enumerate(words):
-    if not isinstance(word, str) or word.split() != [word]:
+    try:
+      raw = word.encode("utf-8")
+    except (AttributeError, UnicodeEncodeError):
+      raise W2VError(f"word {i} ({word!r}) is not a string that UTF-8 can encode") from None
+    if raw.split() != [raw]:  # ASCII whitespace separates fields; other spaces (U+00A0) may stay in a word
       raise W2VError(f"word {i} ({word!r}) is empty or holds whitespace; the word2vec formats cannot store it")
   return list(words), np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -75,75 +79,103 @@ def save_binary(path, words, vectors):
 def _header(path, data):
   """Parses "V D\\n" at the start of `data`; returns (V, D, offset of the first record)."""
   end = data.find(b"\n")
+  line = data[:end if end >= 0 else len(data)]
   try:
-    vocab_size, dim = (int(x) for x in data[:end if end >= 0 else len(data)].split())
+    vocab_size, dim = (int(x) for x in line.split())
     if vocab_size < 0 or dim < 1:
       raise ValueError
   except ValueError:
-    raise W2VError(f"{path}:1: expected a header line 'V D' (vocabulary size, dimension); "
+    raise W2VError(f"{path}:1: expected a header line 'V D' (vocabulary size, dimension), got {line[:40]!r}; "
                    "files without one (GloVe) need it added") from None
   return vocab_size, dim, (end + 1 if end >= 0 else len(data))
 
 
 def _looks_like_text(data, start, dim):
-  """True if the first record after the header reads as a text line of a word and `dim` numbers."""
+  """True if the records read as text lines: the first is a word and `dim` numbers, or a word and
+  another count of numbers in a file without a zero byte (a text file with a bad row, which then
+  gets a line-numbered error; binary float32 records almost always hold a zero byte)."""
   end = data.find(b"\n", start)
   fields = data[start:end if end >= 0 else len(data)].split()
-  if len(fields) != dim + 1:
+  if len(fields) < 2:
     return False
   try:
     [float(x) for x in fields[1:]]
   except ValueError:
     return False
-  return True
+  return len(fields) == dim + 1 or b"\0" not in data
+
+
+def _check_utf8(path, data, start):
+  """Raises W2VError naming the line and the word (or number) of the first undecodable byte."""
+  try:
+    data[start:].decode("utf-8")
+  except UnicodeDecodeError as e:
+    at = start + e.start
+    line_no = data.count(b"\n", 0, at) + 1
+    first = data.rfind(b"\n", 0, at) + 1
+    line = data[first:data.find(b"\n", at) if data.find(b"\n", at) >= 0 else len(data)]
+    fields = line.split()
+    if fields and at < first + line.find(fields[0]) + len(fields[0]):
+      raise W2VError(f"{path}:{line_no}: the word {fields[0]!r} is not valid UTF-8; "
+                     "re-encode the file as UTF-8") from None
+    raise W2VError(f"{path}:{line_no}: byte {data[at:at + 1]!r} after the word is not valid UTF-8; "
+                   "is this a binary file? read it as one (binary=True, --binary)") from None
 
 
 def _read_text(path, data, start, vocab_size, dim):
-  try:
-    text = data[start:].decode("utf-8")
-  except UnicodeDecodeError as e:
-    line_no = data.count(b"\n", 0, start + e.start) + 1
-    raise W2VError(f"{path}:{line_no}: not valid UTF-8; is this a binary file? pass binary=True") from None
-  lines = text.split("\n")
-  if lines and lines[-1] == "":
-    lines.pop()
+  """Text records; fields are split at ASCII whitespace (as word2vec.c does), so a word may hold
+  other Unicode spaces."""
+  _check_utf8(path, data, start)
+  lines = data[start:].split(b"\n")
   while lines and not lines[-1].strip():
-    lines.pop()  # tolerate trailing blank lines
-  if len(lines) != vocab_size:
-    raise W2VError(f"{path}: header says {vocab_size} words, but the file has {len(lines)} lines after it")
+    lines.pop()  # the final newline, and trailing blank lines
+  if len(lines) < vocab_size:
+    raise W2VError(f"{path}: header says {vocab_size} words, but only {len(lines)} lines follow it; "
+                   "the file is truncated or its header is wrong")
+  if len(lines) > vocab_size:
+    raise W2VError(f"{path}: header says {vocab_size} words, but {len(lines)} lines follow it; "
+                   "its header is wrong")
   words, vectors = [], np.empty((vocab_size, dim), np.float32)
   for i, line in enumerate(lines):
     fields = line.split()
     if len(fields) != dim + 1:
-      raise W2VError(f"{path}:{i + 2}: expected a word and {dim} numbers, got {len(fields)} fields")
+      raise W2VError(f"{path}:{i + 2}: expected a word and {dim} numbers (the header's D), got {len(fields)} fields")
     try:
       vectors[i] = np.array(fields[1:], dtype=np.float64)
     except ValueError:
-      raise W2VError(f"{path}:{i + 2}: a value of word {fields[0]!r} is not a number") from None
-    words.append(fields[0])
+      raise W2VError(f"{path}:{i + 2}: a value of word {fields[0].decode()!r} is not a number") from None
+    words.append(fields[0].decode())
   return words, vectors
 
 
 def _read_binary(path, data, start, vocab_size, dim):
-  words, vectors = [], np.empty((vocab_size, dim), np.float32)
   width = 4 * dim
+  if len(data) - start < vocab_size * (width + 2):  # a record is at least a 1-byte word, b" ", 4 D bytes
+    raise W2VError(f"{path}: header says {vocab_size} words of {dim} float32, at least "
+                   f"{vocab_size * (width + 2):,} bytes, but {len(data) - start:,} bytes follow it; "
+                   "the file is truncated or its header is wrong")
+  words, vectors = [], np.empty((vocab_size, dim), np.float32)
   for i in range(vocab_size):
     while data[start:start + 1] == b"\n":
       start += 1  # word2vec.c ends each record with "\n", gensim does not
     space = data.find(b" ", start)
     if space < 0 or space + 1 + width > len(data):
       raise W2VError(f"{path}: record {i + 1} of {vocab_size} is cut short; the file is truncated or V is wrong")
+    raw = data[start:space]
+    if raw.split() != [raw]:
+      raise W2VError(f"{path}: record {i + 1} of {vocab_size} (byte {start}) starts with {raw[:40]!r}, not a word "
+                     f"and a space; the header's D = {dim} does not match the records, or this is a text file "
+                     "(binary=False, --nobinary)")
     try:
-      word = data[start:space].decode("utf-8")
+      words.append(raw.decode("utf-8"))
     except UnicodeDecodeError:
-      raise W2VError(f"{path}: record {i + 1}: the word is not valid UTF-8") from None
-    if word.split() != [word]:
-      raise W2VError(f"{path}: record {i + 1}: bad word {word!r}; is this a text file? pass binary=False")
-    words.append(word)
+      raise W2VError(f"{path}: record {i + 1} of {vocab_size}: the word {raw!r} is not valid UTF-8; "
+                     "re-encode the words as UTF-8") from None
     vectors[i] = np.frombuffer(data, "<f4", dim, space + 1)
     start = space + 1 + width
   if data[start:].strip(b"\n"):
-    raise W2VError(f"{path}: {len(data) - start} unexpected bytes after record {vocab_size}; V is wrong")
+    raise W2VError(f"{path}: {len(data) - start} unexpected bytes after record {vocab_size}; "
+                   "the header's V or D is wrong")
   return words, vectors
 
 
@@ -152,11 +184,13 @@ def load(path, binary=None):
 
   Args:
     path: the file.
-    binary: True or False to insist on a format; None to tell from the first record.
+    binary: True or False to insist on a format; None to tell from the first record (text if it
+      is a word and numbers, see `_looks_like_text`).
 
   Raises:
-    W2VError: missing file, bad header, wrong field count or number (with its line), truncated
-      binary record, or a duplicate word.
+    W2VError, one line naming the file and the problem: missing file; bad header; a file cut short
+      or longer than its header says; a row of the wrong length or a value that is not a number
+      (with its line); a word that is not valid UTF-8 (with its line or record); a duplicate word.
   """
   path = Path(os.fspath(path))
   try:
@@ -169,7 +203,8 @@ def load(path, binary=None):
   read = _read_binary if binary else _read_text
   words, vectors = read(path, data, start, vocab_size, dim)
   if len(set(words)) != len(words):
-    seen = set()
-    dup = next(w for w in words if w in seen or seen.add(w))
-    raise W2VError(f"{path}: word {dup!r} appears twice; each word needs one vector")
+    first = {}
+    i, dup = next((i, w) for i, w in enumerate(words) if first.setdefault(w, i) != i)
+    raise W2VError(f"{path}: word {dup!r} appears twice (records {first[dup] + 1} and {i + 1}); "
+                   "each word needs one vector")
   return words, vectors
