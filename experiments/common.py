@@ -1,11 +1,14 @@
-"""Flags shared by train.py and sweep.py, and the one place that turns errors into one line."""
+"""Flags shared by train.py and sweep.py, plugins, and the one place that turns errors into one line."""
+import importlib.util
+import pathlib
 import signal
 import sys
+import traceback
 
 from absl import flags, logging
 import jax
 
-from w2v_jax import distributed
+from w2v_jax import distributed, engine
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -16,8 +19,11 @@ def define_training_flags(sweep: bool = False) -> None:
   """The fixed settings of a run; in a sweep, model/window/neg/dim are lists and defined there."""
   flags.DEFINE_multi_string("corpus", None, "corpus file(s) or directory; .gz and text8 files work; "
                             "default: the small corpus shipped in w2v_jax/data")
+  flags.DEFINE_multi_string("plugin", None, "Python file(s) to import first, e.g. one that calls "
+                            "w2v_jax.models.register(...); then --model(s) can name what it registers")
   if not sweep:
-    flags.DEFINE_string("model", _D.model, "cbow, cbow_neg, sgram or sgram_neg")
+    flags.DEFINE_string("model", _D.model, "cbow, cbow_neg, sgram, sgram_neg, cbow_hs, sgram_hs, or a "
+                        "model registered by a --plugin file")
     flags.DEFINE_integer("dim", _D.dim, "embedding dimension D")
     flags.DEFINE_integer("window", _D.window, "maximum window size W (C = 2W context slots)")
     flags.DEFINE_integer("neg", _D.neg, "negatives K per example (negative-sampling models)")
@@ -41,10 +47,9 @@ def define_training_flags(sweep: bool = False) -> None:
                     "sgram_neg kernel: word2vec.c's orientation with window-shared negatives (swapped), "
                     "the literal model (shared), or K negatives per pair (pairs)")
   flags.DEFINE_float("max_dup", _D.max_dup, "cap on a word's summed updates in one step; 0 switches it off")
-  flags.DEFINE_bool("bucket_windows", _D.bucket_windows, "group a step's centers by window size (no padding)")
-  flags.DEFINE_bool("span_inputs", _D.span_inputs, "cbow_neg and sgram_neg on one device: gather and update "
-                    "each corpus position's input row once per step, not once per window it is in (with "
-                    "a C++ compiler, the fused CPU kernels of native.py run this layout)")
+  flags.DEFINE_enum("layout", _D.layout, ["auto", "span", "buckets", "batch"], "a step's batch: span "
+                    "(each corpus position's input row once a step), buckets (grouped by window size: no "
+                    "padding), batch ([B, 2W]); auto picks the fastest for the model and backend")
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
   # Devices and hosts: runtime settings, not part of the config, so a run can resume on another mesh.
   flags.DEFINE_string("mesh", None, "devices to train on, as axis:size over the devices JAX sees, e.g. "
@@ -59,7 +64,7 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
   names = ["epochs", "min_count", "max_vocab_size", "sample", "lr", "batch_size", "seed", "ns_exponent",
            "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer",
-           "steps_per_call", "sgram_neg_form", "bucket_windows", "span_inputs"]
+           "steps_per_call", "sgram_neg_form", "layout"]
   values = {n: getattr(FLAGS, n) for n in names}
   values["max_dup"] = FLAGS.max_dup or None   # 0 (or unset) means no cap
   for n in ("model", "dim", "window", "neg"):
@@ -67,6 +72,33 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
       values[n] = getattr(FLAGS, n)
   values.update(overrides)
   return TrainConfig(**values).validate()
+
+
+def load_plugins(paths: list[str] | None) -> None:
+  """Imports each --plugin file as a module, so that what it registers (models.register) is known."""
+  for path in paths or []:
+    file = pathlib.Path(path).expanduser()
+    if not file.is_file():
+      raise W2VError(f"--plugin={path}: no such file; give the path of a Python file")
+    name = f"w2v_jax_plugin_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+      spec.loader.exec_module(module)
+    except W2VError as e:
+      raise W2VError(f"--plugin={path}: {e}") from None
+    except Exception as e:   # a user's file: its first error, in one line, not our traceback
+      line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+                   if f.filename == str(file)), None)
+      raise W2VError(f"--plugin={path}" + (f", line {line}" if line else "") +
+                     f": {type(e).__name__}: {e}") from None
+
+
+def engine_line(cfg: TrainConfig, mesh) -> str:
+  """The run's first line: which step will run, and why."""
+  e = engine.select_step(cfg, mesh).describe()
+  return f"step: {e['step']} (native kernels: {'on' if e['native'] else 'off'}) -- {e['reason']}"
 
 
 def mesh_from_flags(FLAGS):

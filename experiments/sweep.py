@@ -12,13 +12,14 @@ command skips finished runs and resumes an interrupted one; Ctrl-C stops at the 
 from absl import app, flags
 import jax
 
-from experiments import common
-from experiments.progress import Progress
-from w2v_jax import models, sweep
+from . import common, sweep_grid
+from .progress import Progress
+from w2v_jax import models
 from w2v_jax.errors import W2VError
 
 common.define_training_flags(sweep=True)
-flags.DEFINE_list("models", ["sgram_neg"], f"models to train: any of {', '.join(models.NAMES)}")
+flags.DEFINE_list("models", ["sgram_neg"], "models to train: built-in ones (cbow, cbow_neg, sgram, sgram_neg, "
+                  "cbow_hs, sgram_hs) or ones a --plugin file registers")
 flags.DEFINE_list("windows", ["5"], "window sizes W, comma-separated")
 flags.DEFINE_list("negs", ["5"], "negatives k, comma-separated (ignored by cbow and sgram)")
 flags.DEFINE_list("dims", ["100"], "embedding dimensions d, comma-separated")
@@ -57,22 +58,30 @@ def _report(e: dict) -> None:
           f"{s['words_per_sec'] / 1e3:,.0f}k words/s, {s['train_seconds']:.1f} s", flush=True)
 
 
+def run():
+  """The console script `w2v-sweep`."""
+  app.run(common.run_main(main))
+
+
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   mesh = common.mesh_from_flags(FLAGS)   # first: multi-host start-up must precede any JAX work
+  common.load_plugins(FLAGS.plugin)
   if jax.process_count() > 1:
     raise W2VError("experiments.sweep runs on one host (any --mesh over its devices); on several hosts "
                    "run experiments.train once per grid point")
   if not FLAGS.models:
-    raise W2VError("--models is empty: give at least one of " + ", ".join(models.NAMES))
+    raise W2VError("--models is empty: give at least one of " + ", ".join(models.names()))
   grid = {"model": [m.strip() for m in FLAGS.models], "window": _ints("windows", FLAGS.windows),
           "neg": _ints("negs", FLAGS.negs), "dim": _ints("dims", FLAGS.dims)}
   base = common.config_from_flags(FLAGS)
-  plan = sweep.expand(base, grid)   # every point checked before anything runs
+  plan = sweep_grid.expand(base, grid)   # every point checked before anything runs
   print(f"sweep of {len(plan)} runs in {FLAGS.workdir}", flush=True)
+  for name, cfg in plan:
+    print(f"  {name}: {common.engine_line(cfg, mesh)}", flush=True)
   stop = common.StopFlag()
-  rows = sweep.run_grid(base, grid, FLAGS.corpus, FLAGS.workdir, cache_dir=FLAGS.cache_dir,
+  rows = sweep_grid.run_grid(base, grid, FLAGS.corpus, FLAGS.workdir, cache_dir=FLAGS.cache_dir,
                         on_event=_report, on_log=Progress() if FLAGS.progress else None, should_stop=stop,
                         checkpoint_every=FLAGS.checkpoint_every, mesh=mesh)
   print(f"{len(rows)} of {len(plan)} runs finished; results.csv, results.jsonl, results.md and plots/ "
@@ -85,4 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(common.run_main(main))
+  run()

@@ -1,7 +1,8 @@
 """Grids of training runs: expansion, one directory per run, resumption, a lock, and results tables.
 
-    from w2v_jax import sweep, TrainConfig
-    rows = sweep.run_grid(TrainConfig(epochs=1), {"model": ["sgram_neg"], "window": [2, 5, 10],
+    from experiments import sweep_grid          # installed: from w2v_jax.experiments import sweep_grid
+    from w2v_jax import TrainConfig
+    rows = sweep_grid.run_grid(TrainConfig(epochs=1), {"model": ["sgram_neg"], "window": [2, 5, 10],
                           "neg": [2, 5, 15], "dim": [50, 100, 300]}, corpus="text.txt.gz", workdir="runs/s")
 
 Grid keys are TrainConfig field names; the grid is their product. Each run trains with `api.train` in
@@ -25,7 +26,7 @@ import typing
 from typing import Callable, Sequence
 
 from w2v_jax.atomic import write_atomic
-from w2v_jax import api, batches, checkpoint, plots
+from w2v_jax import api, batches, checkpoint, models
 from w2v_jax import corpus as corpus_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -38,7 +39,7 @@ RUN_RECORD = "run.json"  # what a run directory was started with: its config and
 
 
 def uses_negatives(model: str) -> bool:
-  return model.endswith("_neg")
+  return models.get(model).uses_negatives
 
 
 def _type_ok(value, annotation) -> bool:
@@ -283,5 +284,6 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
         break
     rows = collect_rows(workdir, plan)
     if make_plots:
-      plots.sweep_plots(rows, swept, workdir / "plots")
+      from . import sweep_plots   # matplotlib only when plots are drawn
+      sweep_plots.sweep_plots(rows, swept, workdir / "plots")
   return rows

@@ -2,6 +2,8 @@
 
     python -m experiments.train --model=sgram_neg --workdir=runs/demo
 
+(Installed with pip: `python -m w2v_jax.experiments.train ...`, or `w2v-train ...`.)
+
 With no --corpus it trains on the small corpus shipped in w2v_jax/data. It writes into --workdir:
 vectors.txt (word2vec text format; --binary adds vectors.bin), vocab.tsv, metrics.jsonl, loss.png,
 checkpoint.npz and summary.json. Ctrl-C stops at the next chunk with a checkpoint; --resume continues.
@@ -10,8 +12,8 @@ import json
 
 from absl import app, flags
 
-from experiments import common
-from experiments.progress import Progress
+from . import common
+from .progress import Progress
 from w2v_jax import api, evaluate
 
 common.define_training_flags()
@@ -22,12 +24,19 @@ flags.DEFINE_integer("checkpoint_every", 2000, "steps between checkpoints")
 FLAGS = flags.FLAGS
 
 
+def run():
+  """The console script `w2v-train`."""
+  app.run(common.run_main(main))
+
+
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   mesh = common.mesh_from_flags(FLAGS)   # first: multi-host start-up must precede any JAX work
+  common.load_plugins(FLAGS.plugin)
   cfg = common.config_from_flags(FLAGS)
   stop = common.StopFlag()
+  print(common.engine_line(cfg, mesh), flush=True)
   print(f"training {cfg.model} (dim {cfg.dim}, window {cfg.window}, neg {cfg.neg}, epochs {cfg.epochs}, "
         f"lr {cfg.learning_rate}) on {', '.join(FLAGS.corpus or [str(api.DEFAULT_CORPUS)])}", flush=True)
   result = api.train(cfg, FLAGS.corpus, FLAGS.workdir, resume=FLAGS.resume, binary=FLAGS.binary,
@@ -40,7 +49,7 @@ def main(argv):
     print(f"interrupted: checkpoint saved in {FLAGS.workdir}; rerun with --resume to continue")
   print(f"vocabulary {s['vocab_size']:,} words, corpus {s['corpus_words']:,} words; trained in "
         f"{s['train_seconds']:.1f} s ({s['compile_seconds']:.1f} s compiling), "
-        f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {s['final_loss']:.4f}")
+        f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {s['final_loss']:.4f} per prediction")
   an, ws = result.evaluation["analogy"], result.evaluation["word_similarity"]
   print(f"analogy ({cfg.analogy_method}, top 30k words): {100 * an['accuracy']:.2f}% of {an['n_total']:,} "
         f"questions (semantic {100 * an['semantic']:.2f}%, syntactic {100 * an['syntactic']:.2f}%; "
@@ -58,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(common.run_main(main))
+  run()

@@ -133,9 +133,8 @@ def main():
     return
   import jax
   from w2v_jax import native
-  kernel = "the native C++ kernel" if native.available() else "XLA's scatter-add"
-  print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}; rows applied by {kernel} "
-        "(W2V_JAX_NATIVE=0 for XLA's)", flush=True)
+  print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}; {native.status().reason} "
+        "(W2V_JAX_NATIVE=0 switches them off)", flush=True)
   results = {"compare": compare(args)}
   if args.scaling:
     import bench_sizes

@@ -45,13 +45,14 @@ def _softmax_run(model: str, V: int, D: int, B: int = 256, steps: int = 20) -> d
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from w2v_jax import models, Batch
+  from w2v_jax import Batch, TrainConfig, engine, models
   from w2v_jax import step as step_lib
   rng = np.random.default_rng(0)
   C = 10
   batch = Batch(jnp.asarray(rng.integers(0, V, B), jnp.int32), jnp.asarray(rng.integers(0, V, (B, C)), jnp.int32),
                 jnp.ones((B, C), jnp.float32), jnp.zeros((B, 0), jnp.int32))
-  step = jax.jit(step_lib.make_fast_step(model), donate_argnums=0)
+  spec = engine.select_step(TrainConfig(model=model, layout="batch"))   # the step a run takes, on one batch
+  step = jax.jit(spec.step, donate_argnums=0)
   state = step_lib.TrainState(models.init(jax.random.PRNGKey(0), V, D))
   state, _ = step(state, batch, 0.01)
   jax.block_until_ready(state)

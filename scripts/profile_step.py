@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from w2v_jax import corpus as corpus_lib, models, train  # noqa: E402
+from w2v_jax import corpus as corpus_lib, engine, models, train  # noqa: E402
 from w2v_jax import step as step_lib  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 
@@ -55,12 +55,10 @@ def main():
   vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
   if args.no_native:
     os.environ["W2V_JAX_NATIVE"] = "0"   # read when the kernel is first needed, at tracing
-  init_state, step = train.make_step(cfg, single_device=True)   # as train.fit without a mesh
-  chunk = jax.jit(step_lib.make_train_chunk(
-      step, steps_per_call=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
-      reduced_window=cfg.reduced_window, lr=cfg.learning_rate, min_lr_ratio=cfg.min_lr_ratio,
-      epochs=cfg.epochs), donate_argnums=0)
-  state = init_state(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  spec = engine.select_step(cfg)   # as train.fit without a mesh
+  print(f"step: {spec.name} -- {spec.reason}")
+  chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
+  state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
   data = train.epoch_data(cfg, vocab, enc, 0)
   S = cfg.steps_per_call
   if (args.chunks + 12) * S > int(data.steps):

@@ -25,10 +25,10 @@ from w2v_jax import api, corpus, distributed, train  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 
 # window 3: buckets of 22, 21 and 21 centers, which split unevenly (padding); max_dup 4: damping at work.
-# span_inputs off: one device then runs the per-window (bucketed) batches a mesh shards, not the span
-# layout, whose rows are summed per position before the cap counts them (the same gradient, other damping).
+# The default layout: the span layout with the fused kernels on one device where they are built, and its
+# split on the meshes; buckets elsewhere.
 TINY = dict(dim=16, window=3, neg=3, epochs=2, min_count=1, sample=1e-3, batch_size=64, steps_per_call=4,
-            max_dup=4.0, span_inputs=False)
+            max_dup=4.0)
 # The default model on both meshes; a full softmax (psum-reduced dense rows, the softmax split over vocab)
 # and the research path (annotations only) on the mixed one.
 CASES = [("sgram_neg", "word2vec", ("data:4", "data:2,vocab:2")), ("sgram", "word2vec", ("data:2,vocab:2",)),

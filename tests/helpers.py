@@ -46,3 +46,11 @@ def group_purity(words, vectors, k=5):
   group = np.array([w.split("w")[0] for w in words])
   top = np.argsort(-sims, axis=1)[:, :k]
   return float(np.mean(group[top] == group[:, None]))
+
+
+def jax_step(model: str, layout: str = "batch", max_dup=None, **cfg):
+  """The engine's pure-JAX fast step (no native kernels) for `model` on one device: a StepSpec."""
+  from w2v_jax import engine, native
+  from w2v_jax.config import TrainConfig
+  return engine.select_step(TrainConfig(model=model, layout=layout, max_dup=max_dup, **cfg),
+                            backend_status=native.Status(False, "off in this test"))

@@ -8,7 +8,7 @@ from w2v_jax import buckets, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.batches import context_offsets
 from w2v_jax.types import Batch
-from tests.helpers import random_params
+from tests.helpers import random_params, jax_step
 
 V, W, B, K = 40, 3, 20, 2
 make = jax.jit(buckets.make_bucketed_batch, static_argnames=("batch_size", "window", "neg"))
@@ -77,8 +77,8 @@ def test_bucketed_step_equals_the_padded_batch_step(name):
                  jnp.concatenate(negs))
   groups64 = tuple(g._replace(mask=g.mask.astype(jnp.float64)) for g in groups)
   params = random_params(np.random.default_rng(3), V, 4)
-  bucketed = step_lib.make_fast_step(name, buckets=True)(step_lib.TrainState(params), groups64, 0.05)
-  plain = step_lib.make_fast_step(name)(step_lib.TrainState(params), padded, 0.05)
+  bucketed = jax_step(name, "buckets").step(step_lib.TrainState(params), groups64, 0.05)
+  plain = jax_step(name, "batch").step(step_lib.TrainState(params), padded, 0.05)
   for a, c in zip(bucketed[0].params, plain[0].params):
     np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(bucketed[1].loss_sum, plain[1].loss_sum, rtol=1e-6)

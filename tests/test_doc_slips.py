@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import Batch, models
+from w2v_jax import Batch, losses, models
 from tests.helpers import random_params
 
 
@@ -19,15 +19,15 @@ def test_doc001_center_gradient_drops_C():
   params = random_params(rng, V, D)
   auto = jax.grad(models.get("sgram").loss)
   one = _batch(rng, V, B, C, 0, np.tile([1.0, 0.0], (B, 1)))          # C = Σ y = 1: the case it covers
-  np.testing.assert_allclose(models.doc001_center_grad(params, one), auto(params, one).W_in, rtol=1e-10)
+  np.testing.assert_allclose(losses.doc001_center_grad(params, one), auto(params, one).W_in, rtol=1e-10)
   two = one._replace(mask=jnp.ones((B, C)))                            # C = 2: the case it misses
-  assert not np.allclose(models.doc001_center_grad(params, two), auto(params, two).W_in, rtol=1e-3)
+  assert not np.allclose(losses.doc001_center_grad(params, two), auto(params, two).W_in, rtol=1e-3)
   np.testing.assert_allclose(models.get("sgram").grad(params, two).W_in, auto(params, two).W_in, rtol=1e-10)
 
 
 def _doc002_cbow_context_grad(params, batch):
   """Doc 002's CBOW rule as printed: ∂L/∂h divided by `window − 1`, the number of context slots."""
-  _, rg = models.cbow_neg_row_grads(params, batch, cbow_context_grad="sum")
+  _, rg = losses.cbow_neg_row_grads(params, batch, cbow_context_grad="sum")
   C = batch.context.shape[1]
   return jnp.zeros_like(params.W_in).at[rg.in_idx].add(rg.in_rows / C) / batch.center.shape[0]
 

@@ -1,4 +1,5 @@
-"""native.apply_rows: the CPU kernel gives the bits of its pure-JAX definition, and so does training."""
+"""The native CPU backend: its kernels give the bits (row kernels) or the values to rounding (fused steps) of
+their pure-JAX definitions, the engine's JAX span step included, and a failed build is said and remembered."""
 import os
 import subprocess
 import sys
@@ -8,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.helpers import planted_corpus
+from tests.helpers import jax_step, planted_corpus
 from tests.test_cli import ROOT, TINY
-from w2v_jax import buckets, native
+from w2v_jax import buckets, native, rows as rows_lib
+from w2v_jax import step as step_lib
 
 needs_kernel = pytest.mark.skipif(native._compiler() is None or os.environ.get("W2V_JAX_NATIVE") == "0",
                                   reason="no C++ compiler here: the reference path runs instead")
@@ -47,7 +49,8 @@ def test_kernel_equals_reference_bit_for_bit(max_dup):
     # In a donated scan, as the trainer runs it: the kernel updates the carried table in place. The
     # rows are arguments, not constants, which XLA would fold with other arithmetic than it compiles.
     f = jax.jit(lambda t, parts, scale: jax.lax.scan(
-        lambda t, _: (native.apply_rows(t, parts, scale, cap, native=native_flag), None),
+        lambda t, _: ((native.apply_rows if native_flag else rows_lib.apply_rows_reference)(t, parts, scale, cap),
+                      None),
         t, None, length=3)[0], donate_argnums=0)
     return np.asarray(f(jnp.array(table), parts, scale))
 
@@ -69,8 +72,8 @@ def test_span_kernel_equals_reference_bit_for_bit(max_dup):
   vecs = jnp.asarray(rng.normal(size=(B, D)), jnp.float32)
 
   def run(native_flag, cap):
-    f = jax.jit(lambda t, tok, c, v: native.apply_span_rows(t, tok, c, v, jnp.float32(-0.3), cap,
-                                                            native=native_flag), donate_argnums=0)
+    apply = native.apply_span_rows if native_flag else rows_lib.apply_span_rows_reference
+    f = jax.jit(lambda t, tok, c, v: apply(t, tok, c, v, jnp.float32(-0.3), cap), donate_argnums=0)
     return np.asarray(f(jnp.array(table), tokens, coef, vecs))
 
   want = run(False, max_dup)
@@ -85,25 +88,44 @@ def test_span_kernel_equals_reference_bit_for_bit(max_dup):
     np.testing.assert_allclose(want, expect, rtol=1e-5, atol=1e-5)
 
 
-def test_cbow_span_step_is_update_of_rows():
-  """The cbow_neg span step applies its input side from factors; it must be update(rows(batch))."""
-  from w2v_jax import batches, models, sampling, step as step_lib
-  rng = np.random.default_rng(2)
-  V, D, B, W, K = 25, 8, 16, 2, 3
-  params = models.init(jax.random.PRNGKey(0), V, D)
-  params = params._replace(W_out=jnp.asarray(rng.normal(size=(V, D)), params.W_out.dtype))
-  tokens = jnp.asarray(rng.integers(0, 6, 200), jnp.int32)
-  sent = jnp.asarray(np.repeat(np.arange(20), 10), jnp.int32)
-  noise = jax.tree.map(jnp.asarray, sampling.noise_alias(np.arange(1, V + 1), 0.75))
-  span = batches.make_span_batch(tokens, sent, 5, jax.random.PRNGKey(3), noise, batch_size=B, window=W, neg=K)
-  for rule in ("sum", "mean"):
-    st = step_lib.make_fast_step("cbow_neg", rule, span=True, max_dup=2.0)
-    got, _ = st(step_lib.TrainState(params), span, 0.1)
-    rg, _ = st.rows(params, span)
-    want = st.update(params, rg, 0.1)
-    for a, b in zip(got.params, want):
-      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    assert not np.allclose(got.params.W_in, params.W_in)
+@needs_kernel
+@pytest.mark.parametrize("model,rule", [("cbow_neg", "sum"), ("cbow_neg", "mean"), ("sgram_neg", "sum")])
+def test_engine_span_step_in_jax_equals_the_fused_kernel(model, rule):
+  """What a mesh runs on the span layout (the model's span rows, then rows.py's update) is what the fused
+  kernel does on one device, to float rounding."""
+  params, span = _cbow_case(6)
+  spec = jax_step(model, "span", max_dup=2.0, cbow_context_grad=rule)
+  got, m = jax.jit(spec.step)(step_lib.TrainState(params), span, jnp.float32(0.2))
+  kernel = native.FUSED_STEPS[spec.model.native_step]
+  want, loss = jax.jit(lambda p, s: kernel(p, s, jnp.float32(0.2), 2.0, **dict(spec.model.native_options)))(
+      params, span)
+  for a, b in zip(got.params, want):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(m.loss_sum, np.sum(loss), rtol=1e-5)
+  assert not np.allclose(got.params.W_in, params.W_in)
+
+
+def test_a_failed_build_is_said_once_and_remembered(tmp_path):
+  """CXX pointing nowhere: the run says the kernels are off and where the log is, a second process does not
+  try again, and training goes on with the JAX step."""
+  env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "W2V_JAX_NATIVE_DIR": str(tmp_path / "native"),
+         "JAX_PLATFORMS": "cpu", "W2V_JAX_CACHE": str(tmp_path / "cache")}
+  code = "from w2v_jax import native; s = native.status(); print(s.available, s.reason)"
+  first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+  assert first.stdout.startswith("False") and "could not be run" in first.stdout and ".log" in first.stdout
+  assert list((tmp_path / "native").glob("*.failed"))
+  again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+  assert "failed before" in again.stdout
+  corpus = planted_corpus(tmp_path / "c.txt")
+  out = subprocess.run([sys.executable, "-m", "experiments.train", f"--corpus={corpus}",
+                        f"--workdir={tmp_path / 'run'}", *TINY], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  first_line = out.stdout.splitlines()[0]
+  assert "native kernels: off" in first_line and "failed before" in first_line
+  import json
+  engine = json.loads((tmp_path / "run" / "summary.json").read_text())["engine"]
+  assert engine["native"] is False and engine["layout"] == "buckets"
 
 
 def kernels_ctx_ids(tokens, B, W):
@@ -124,7 +146,7 @@ def test_training_with_and_without_the_kernels(tmp_path):
       env = {**os.environ, "W2V_JAX_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
              "W2V_JAX_NATIVE": flag}
       out = subprocess.run([sys.executable, "-m", "experiments.train", f"--corpus={corpus}",
-                            f"--workdir={workdir}", f"--model={model}", *TINY], cwd=ROOT, env=env,
+                            f"--workdir={workdir}", f"--model={model}", "--layout=span", *TINY], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)
       assert out.returncode == 0, out.stderr
       with np.load(workdir / "checkpoint.npz") as saved:
@@ -172,8 +194,9 @@ def _cbow_case(seed=4):
 def _step(model, rule, cap, native_flag, threads=0):
   """The jitted span step of `model` (the fused kernel, or its JAX reference), tables donated."""
   if model == "cbow_neg":
-    fn = (lambda p, s: native.cbow_neg_span_step(p, s, jnp.float32(0.2), rule, cap, threads=threads)) \
-        if native_flag else (lambda p, s: native.cbow_neg_span_step_reference(p, s, jnp.float32(0.2), rule, cap))
+    fn = (lambda p, s: native.cbow_neg_span_step(p, s, jnp.float32(0.2), cap, cbow_context_grad=rule,
+                                                 threads=threads)) if native_flag else \
+        (lambda p, s: native.cbow_neg_span_step_reference(p, s, jnp.float32(0.2), cap, cbow_context_grad=rule))
   else:
     fn = (lambda p, s: native.sgram_neg_span_step(p, s, jnp.float32(0.2), cap, threads=threads)) \
         if native_flag else (lambda p, s: native.sgram_neg_span_step_reference(p, s, jnp.float32(0.2), cap))

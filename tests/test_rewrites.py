@@ -1,15 +1,15 @@
-"""Fast kernels equal a model's loss on a re-arranged batch, gradients included (float64)."""
+"""Row-gradient rewrites equal a model's loss on a re-arranged batch, gradients included (float64)."""
 import jax
 import numpy as np
 import pytest
 
-from w2v_jax import kernels, models
+from w2v_jax import losses, models, rewrites
 
 from tests.helpers import awkward_batch, random_params
 
 
 def _dense(params, rg, scale):
-  return models.apply_rows(jax.tree.map(jax.numpy.zeros_like, params), rg, scale)
+  return losses.apply_rows(jax.tree.map(jax.numpy.zeros_like, params), rg, scale)
 
 
 @pytest.mark.parametrize("shape", [(7, 3, 6, 2, 1), (23, 8, 16, 10, 5)])
@@ -17,8 +17,8 @@ def test_swapped_kernel_is_sgram_neg_on_swapped_pairs(shape):
   V, D, B, C, K = shape
   rng = np.random.default_rng(5)
   params, batch = random_params(rng, V, D), awkward_batch(rng, V, B, C, K)
-  loss, rg = jax.jit(kernels.sgram_neg_swapped_row_grads)(params, batch)
-  pairs = kernels.swap_pairs(batch)
+  loss, rg = jax.jit(rewrites.sgram_neg_swapped_row_grads)(params, batch)
+  pairs = rewrites.swap_pairs(batch)
   model = models.get("sgram_neg")
   np.testing.assert_allclose(np.sum(loss) / (B * C), model.loss(params, pairs), rtol=1e-12)
   auto = jax.jit(jax.grad(model.loss))(params, pairs)
@@ -30,7 +30,7 @@ def test_swapped_pairs_hold_the_same_pairs():
   """Skip-gram's pair set is symmetric: swapping roles keeps every real (word, word) pair."""
   rng = np.random.default_rng(6)
   batch = awkward_batch(rng, 30, 8, 6, 2)
-  pairs = kernels.swap_pairs(batch)
+  pairs = rewrites.swap_pairs(batch)
   real = np.asarray(batch.mask) > 0
   fwd = sorted(zip(np.repeat(batch.center, 6)[real.ravel()], np.asarray(batch.context)[real]))
   back = sorted(zip(np.asarray(pairs.context)[:, 0][real.ravel()], np.asarray(pairs.center)[real.ravel()]))
@@ -53,9 +53,9 @@ def test_span_kernels_equal_their_batch_forms(window):
   V, D, B, K = 9, 4, 10, 3
   params, span = random_params(rng, V, D), _span(rng, V, B, window, K)
   batch = to_batch(span)
-  cases = [(kernels.sgram_neg_swapped_span_row_grads, kernels.sgram_neg_swapped_row_grads, {})]
+  cases = [(rewrites.sgram_neg_swapped_span_row_grads, rewrites.sgram_neg_swapped_row_grads, {})]
   for rule in ("sum", "mean"):
-    cases.append((kernels.cbow_neg_span_row_grads, models.cbow_neg_row_grads, {"cbow_context_grad": rule}))
+    cases.append((rewrites.cbow_neg_span_row_grads, losses.cbow_neg_row_grads, {"cbow_context_grad": rule}))
   for span_fn, batch_fn, kw in cases:
     l1, r1 = span_fn(params, span, **kw)
     l2, r2 = batch_fn(params, batch, **kw)
@@ -63,7 +63,7 @@ def test_span_kernels_equal_their_batch_forms(window):
     for a, b in zip(_dense(params, r1, 1.0), _dense(params, r2, 1.0)):
       np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
   # and the exact rule is the gradient of the model's loss
-  _, rg = kernels.cbow_neg_span_row_grads(params, span, cbow_context_grad="mean")
+  _, rg = rewrites.cbow_neg_span_row_grads(params, span, cbow_context_grad="mean")
   auto = jax.grad(models.get("cbow_neg").loss)(params, batch)
   for a, c in zip(auto, _dense(params, rg, 1.0 / B)):
     np.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-13)

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from w2v_jax import api, sweep
+from experiments import sweep_grid as sweep
+from w2v_jax import api
 from w2v_jax import corpus as corpus_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError

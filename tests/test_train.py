@@ -6,10 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from w2v_jax import api, checkpoint, models, train
+from w2v_jax import api, checkpoint, engine, models, train
+from w2v_jax import rows as rows_lib
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
-from tests.helpers import awkward_batch, group_purity, planted_corpus, random_params
+from tests.helpers import awkward_batch, group_purity, jax_step, planted_corpus, random_params
 
 TINY = dict(dim=16, window=2, neg=3, epochs=3, min_count=1, sample=0.0, batch_size=64, steps_per_call=4)
 
@@ -20,9 +21,10 @@ def test_fast_step_equals_research_step_with_optax_sgd(name):
   V, B = 13, 8
   params, batch = random_params(rng, V, 5), awkward_batch(rng, V, B, 4, 3)
   lr = 0.1
-  fast = step_lib.make_fast_step(name, cbow_context_grad="mean", sgram_neg_form="shared", span=False)
+  fast = jax_step(name, cbow_context_grad="mean", sgram_neg_form="shared").step
   (fast_state, fast_m) = jax.jit(fast)(step_lib.TrainState(params), batch, lr)
-  init, research = step_lib.make_research_step(name, optax.sgd)
+  model = models.get(name)
+  init, research = step_lib.make_research_step(model.example_loss, model.per_pair, optax.sgd)
   (res_state, res_m) = jax.jit(research)(init(params), batch, lr * B)   # the mean loss: lr · B
   for a, b in zip(fast_state.params, res_state.params):
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
@@ -32,8 +34,8 @@ def test_fast_step_equals_research_step_with_optax_sgd(name):
 def test_word2vec_cbow_rule_differs_from_the_exact_step_only_in_w_in():
   rng = np.random.default_rng(1)
   params, batch = random_params(rng, 11, 4), awkward_batch(rng, 11, 6, 4, 2)
-  exact = step_lib.make_fast_step("cbow_neg", "mean", span=False)(step_lib.TrainState(params), batch, 0.1)
-  w2v = step_lib.make_fast_step("cbow_neg", "sum", span=False)(step_lib.TrainState(params), batch, 0.1)
+  exact = jax_step("cbow_neg", cbow_context_grad="mean").step(step_lib.TrainState(params), batch, 0.1)
+  w2v = jax_step("cbow_neg", cbow_context_grad="sum").step(step_lib.TrainState(params), batch, 0.1)
   exact, w2v = exact[0].params, w2v[0].params
   np.testing.assert_allclose(exact.W_out, w2v.W_out, rtol=1e-12)
   assert not np.allclose(exact.W_in, w2v.W_in)
@@ -65,16 +67,15 @@ def test_research_path_with_adam_learns_too(tmp_path):
 
 def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
   traces = []
-  make = step_lib.make_fast_step
+  select = engine.select_step
 
   def counting(*args, **kw):
-    step = make(*args, **kw)
+    spec = select(*args, **kw)
     def wrapped(*a):
       traces.append(1)                   # runs only while jax traces
-      return step(*a)
-    wrapped.layout, wrapped.rows, wrapped.update = step.layout, step.rows, step.update
-    return wrapped
-  monkeypatch.setattr(step_lib, "make_fast_step", counting)
+      return spec.step(*a)
+    return spec._replace(step=wrapped)
+  monkeypatch.setattr(engine, "select_step", counting)
   _, result = _fit(tmp_path, epochs=3)
   assert result.status == "finished" and len(traces) == 1
 
@@ -117,7 +118,7 @@ def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
 def test_duplicate_damping_caps_only_frequent_rows():
   idx = jnp.asarray([3, 3, 3, 3, 1, 2, 2], jnp.int32)
   rows = jnp.ones((7, 2))
-  damped = step_lib.damp_duplicates(idx, rows, 5, max_dup=2.0)
+  damped = rows_lib.damp_duplicates(idx, rows, 5, max_dup=2.0)
   np.testing.assert_allclose(damped[:, 0], [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0])   # word 3: 4 > 2 updates
   total = jnp.zeros((5, 2)).at[idx].add(damped)
   assert float(total[3, 0]) == 2.0 and float(total[2, 0]) == 2.0                  # a step moves it max_dup

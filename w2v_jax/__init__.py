@@ -1,6 +1,10 @@
-"""w2v_jax: word2vec in JAX. Public names are re-exported here one by one."""
-from w2v_jax import models
-from w2v_jax.errors import W2VError
-from w2v_jax.types import Batch, Params
+"""w2v_jax: word2vec in JAX. Public names are re-exported here one by one.
 
-__all__ = ["Batch", "Params", "W2VError", "models"]
+    from w2v_jax import Batch, Params, TrainConfig, api, models, vectors
+"""
+from w2v_jax import models
+from w2v_jax.config import TrainConfig
+from w2v_jax.errors import W2VError
+from w2v_jax.types import Batch, Params, RowGrads, SpanBatch
+
+__all__ = ["Batch", "Params", "RowGrads", "SpanBatch", "TrainConfig", "W2VError", "models"]

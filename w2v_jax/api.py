@@ -1,11 +1,12 @@
 """One call from corpus to evaluated, exported vectors: what `experiments/train.py` and sweeps run.
 
     from w2v_jax import api, TrainConfig
-    result = api.train(TrainConfig(model="cbow_neg", window=3), corpus="text.txt.gz", workdir="runs/a")
+    result = api.train(TrainConfig(model="cbow_neg", window=3), corpus=["text.txt.gz"], workdir="runs/a")
     result.evaluation["analogy"]["accuracy"], result.params.W_in, result.vocab.words, result.history
 
 The workdir receives vectors.txt (word2vec text format), vectors.bin (with binary=True), vocab.tsv,
-metrics.jsonl (one record per log step), loss.png, checkpoint.npz and summary.json.
+metrics.jsonl (one record per log step), loss.png (redrawn at every log step, so a long run can be
+watched), checkpoint.npz and summary.json. summary["engine"] says which training step ran, and why.
 """
 import dataclasses
 import json
@@ -17,7 +18,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import evaluate, plots, train as train_lib, vectors_io
+from w2v_jax import engine, evaluate, plots, train as train_lib, vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -55,19 +56,34 @@ def evaluate_vectors(words: list[str], vectors: np.ndarray, method: str = "3cosa
           "word_similarity": evaluate.word_similarity(words, vectors)}
 
 
-def _jsonl_logger(path: pathlib.Path, on_log):
+def _run_logger(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict], on_log):
+  """Appends each record to metrics.jsonl and redraws loss.png from the whole run's records."""
   def log(record):
-    with open(path, "a") as f:
+    with open(workdir / "metrics.jsonl", "a") as f:
       f.write(json.dumps(record) + "\n")
+    history.append(record)
+    draw_loss(workdir, cfg, history)
     if on_log is not None:
       on_log(record)
   return log
 
 
+def draw_loss(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict]) -> None:
+  tmp = workdir / ".loss.png.tmp.png"
+  plots.loss_curve(history, tmp, cfg.epochs, title=f"{cfg.model}, dim {cfg.dim}, window {cfg.window}"
+                   + (f", neg {cfg.neg}" if cfg.neg else ""))
+  os.replace(tmp, workdir / "loss.png")   # a watcher never sees half a PNG
+
+
+def describe_engine(cfg: TrainConfig, mesh=None) -> dict:
+  """What summary["engine"] will say for this run, before it trains (the CLI's first line)."""
+  return engine.select_step(cfg, mesh).describe()
+
+
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
-          log_every_s: float = 0.5, mesh=None) -> RunResult:
+          log_every_s: float = 2.0, mesh=None) -> RunResult:
   """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
 
   `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and
@@ -77,16 +93,20 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   primary = jax.process_index() == 0
   paths = [DEFAULT_CORPUS] if corpus is None else corpus
   workdir = None if workdir is None else pathlib.Path(workdir)
-  if workdir is not None:
-    if not resume and (workdir / "checkpoint.npz").exists():
-      raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another "
-                     "--workdir")
-    workdir.mkdir(parents=True, exist_ok=True)
-    if not resume and primary:
-      (workdir / "metrics.jsonl").unlink(missing_ok=True)
+  if workdir is not None and not resume and (workdir / "checkpoint.npz").exists():
+    raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another "
+                   "--workdir")
+  # The corpus first: a corpus that cannot be trained on stops the run before anything is written.
   vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,
                                       default_cache_dir() if cache_dir is None else cache_dir)
-  log = on_log if workdir is None or not primary else _jsonl_logger(workdir / "metrics.jsonl", on_log)
+  history: list[dict] = []
+  if workdir is not None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    if primary and not resume:
+      (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    elif primary and (workdir / "metrics.jsonl").exists():
+      history = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  log = on_log if workdir is None or not primary else _run_logger(workdir, cfg, history, on_log)
   fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
                       should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
                       mesh=mesh)
@@ -98,9 +118,8 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
     if binary:
       vectors_io.save_binary(workdir / "vectors.bin", vocab.words, vectors)
     vocab.save(workdir / "vocab.tsv")
-    history = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
-    plots.loss_curve(history, workdir / "loss.png", cfg.epochs, title=f"{cfg.model}, dim {cfg.dim}, window "
-                     f"{cfg.window}, neg {cfg.neg}")
+    if history:
+      draw_loss(workdir, cfg, history)
     write_atomic(workdir / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
   return RunResult(cfg, fit.params, vocab, fit.history, evaluation, summary, workdir)
 
@@ -112,9 +131,9 @@ def _number(x):
 
 def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResult, evaluation: dict) -> dict:
   an, ws = evaluation["analogy"], evaluation["word_similarity"]
-  # final_loss: the mean loss per example over the last epoch trained (the records are interval means)
+  # final_loss: the mean loss per prediction over the last epoch trained (the records are interval means)
   last = [r for r in fit.history if fit.history and r["epoch"] == fit.history[-1]["epoch"]]
-  final = sum(r["loss"] * r["examples"] for r in last) / max(sum(r["examples"] for r in last), 1.0)
+  final = sum(r["loss"] * r["predictions"] for r in last) / max(sum(r["predictions"] for r in last), 1.0)
   return {
       "model": cfg.model, "dim": cfg.dim, "window": cfg.window, "neg": cfg.neg, "epochs": cfg.epochs,
       "vocab_size": len(vocab.words), "corpus_words": int(encoded.stats.raw_words),
@@ -125,7 +144,7 @@ def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResu
       "analogy_syntactic": an["syntactic"], "analogy_questions": an["n_total"],
       "ws353_spearman": _number(ws["spearman"]), "ws353_oov_rate": ws["oov_rate"],
       "status": fit.status, "replaced_chars": encoded.stats.replaced_chars,
-      "backend": jax.default_backend(), "config": json.loads(cfg.to_json()),
+      "backend": jax.default_backend(), "engine": fit.engine, "config": json.loads(cfg.to_json()),
   }
 
 

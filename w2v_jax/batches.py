@@ -4,16 +4,15 @@ Step i of epoch e uses centers i*B .. i*B+B-1 of the kept tokens and the key
 fold_in(fold_in(PRNGKey(seed), e), i), so a stream is a pure function of (corpus, settings, seed, epoch).
 """
 import functools
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax import buckets, sampling
-from w2v_jax.corpus import EncodedCorpus
 from w2v_jax.errors import W2VError
-from w2v_jax.types import Batch, SpanBatch
+from w2v_jax.types import Batch, SpanBatch, context_offsets
 
 _WINDOW_SALT, _NEGATIVES_SALT = 1, 2  # fold_in constants: independent streams from one step key
 
@@ -36,9 +35,14 @@ def num_batches(n_kept: int, batch_size: int) -> int:
   return -(-n_kept // batch_size)
 
 
-def context_offsets(window: int) -> np.ndarray:
-  """int32 [C]: the slot order of `Batch.context`, -W..-1 then 1..W."""
-  return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
+class EpochData(NamedTuple):
+  """What a chunk of steps reads on the device: the epoch's kept tokens, padded to a fixed length."""
+  tokens: jax.Array     # int32 [N]  kept tokens, then padding (or [G, N/G]: one row per corpus block)
+  sent: jax.Array       # int32 [N]  sentence id, -1 on padding (masks it out of every window)
+  noise: sampling.AliasTable
+  key: jax.Array        # the epoch's key, epoch_key(seed, epoch)
+  steps: jax.Array      # int32 []   real steps in this epoch (the lr schedule's denominator)
+  epoch: jax.Array      # int32 []
 
 
 def epoch_key(seed: int, epoch: int) -> jax.Array:
@@ -159,10 +163,11 @@ def _make_batches_jit(tokens, sent, key, first_step, noise, **settings):
   return make_batches(tokens, sent, key, first_step, noise, **settings)
 
 
-def iter_batches(corpus: EncodedCorpus, counts: np.ndarray, *, seed: int, epoch: int, batch_size: int,
+def iter_batches(corpus, counts: np.ndarray, *, seed: int, epoch: int, batch_size: int,
                  window: int, neg: int, sample: float, ns_exponent: float = 0.75,
                  reduced_window: bool = True) -> Iterator[Batch]:
-  """One epoch's batches as numpy arrays, for tests and the research path; the last one is padded."""
+  """One epoch's batches of a corpus.EncodedCorpus as numpy arrays, for tests and scripts; the last one is
+  padded."""
   check_settings(batch_size=batch_size, window=window, neg=neg, vocab_size=len(counts))
   if seed < 0 or epoch < 0:
     raise W2VError(f'seed and epoch must be >= 0, got seed={seed}, epoch={epoch}')

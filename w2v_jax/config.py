@@ -5,8 +5,10 @@ import json
 from w2v_jax import models
 from w2v_jax.errors import W2VError
 
-# word2vec.c's default starting learning rates (-alpha): 0.025 for skip-gram, 0.05 for CBOW.
+# word2vec.c's default starting learning rates (-alpha): 0.025 for skip-gram, 0.05 for CBOW; a registered
+# model without an entry starts at 0.025.
 DEFAULT_LR = {"cbow": 0.05, "cbow_neg": 0.05, "sgram": 0.025, "sgram_neg": 0.025}
+LAYOUTS = ("auto", "span", "buckets", "batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +29,9 @@ class TrainConfig:
   ns_exponent: float = 0.75
   reduced_window: bool = True
   cbow_context_grad: str = "sum"     # "sum": word2vec.c/gensim rule; "mean": the exact gradient
-  sgram_neg_form: str = "swapped"    # fast sgram_neg kernel: "swapped" | "shared" | "pairs" (step.py)
-  max_dup: float | None = 32.0       # cap on a word's summed updates per step (step.damp_duplicates)
-  bucket_windows: bool = True       # group a step's centers by window size: no padded slots (buckets.py)
-  span_inputs: bool = True           # cbow_neg, sgram_neg, one device: each position's W_in row once a step
+  sgram_neg_form: str = "swapped"    # sgram_neg's training form: "swapped" | "shared" | "pairs" (models.py)
+  max_dup: float | None = 32.0       # cap on a word's summed updates per step (rows.damp_duplicates)
+  layout: str = "auto"               # a step's batch: "span", "buckets", "batch"; auto: engine.select_step
   steps_per_call: int = 16           # training steps per jitted call (lax.scan)
   optimizer: str = "word2vec"        # "word2vec": sparse closed-form SGD (fast path); or an optax
                                      # optimizer on jax.grad of the mean loss: sgd, adam, adagrad, rmsprop
@@ -39,12 +40,11 @@ class TrainConfig:
 
   @property
   def learning_rate(self) -> float:
-    return DEFAULT_LR[self.model] if self.lr is None else self.lr
+    return DEFAULT_LR.get(self.model, 0.025) if self.lr is None else self.lr
 
   def validate(self) -> "TrainConfig":
     """Raises W2VError naming the setting to change; returns self."""
-    if self.model not in models.NAMES:
-      raise W2VError(f"unknown model {self.model!r}: choose one of {', '.join(models.NAMES)}")
+    models.get(self.model)   # raises W2VError naming the registered models
     positive = {"dim": self.dim, "window": self.window, "epochs": self.epochs,
                 "batch_size": self.batch_size, "steps_per_call": self.steps_per_call,
                 "min_count": self.min_count}
@@ -53,9 +53,8 @@ class TrainConfig:
         raise W2VError(f"--{name} must be at least 1, got {value}")
     if self.neg < 0:
       raise W2VError(f"--neg must be >= 0, got {self.neg}")
-    if self.model.endswith("_neg") and self.neg < 1:
-      raise W2VError(f"--model={self.model} needs --neg >= 1 (got {self.neg}); use --model="
-                     f"{self.model[:-4]} for a full softmax")
+    if models.get(self.model).uses_negatives and self.neg < 1:
+      raise W2VError(f"--model={self.model} draws negatives: it needs --neg >= 1 (got {self.neg})")
     if self.sample < 0:
       raise W2VError(f"--sample must be >= 0 (0 switches subsampling off), got {self.sample}")
     if not self.learning_rate > 0:
@@ -71,7 +70,7 @@ class TrainConfig:
       raise W2VError(f"--max_vocab_size must be at least 1, got {self.max_vocab_size}")
     choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
                "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
-               "analogy_method": ("3cosadd", "3cosmul")}
+               "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

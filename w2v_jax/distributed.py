@@ -1,12 +1,16 @@
 """Training over many devices and hosts: a `data` x `vocab` jax.sharding.Mesh and the sharded chunk.
 
-Data parallel (fast path). Each step's global batch is split into Nd shards. Shard d computes its row
-gradients (idx_d, rows_d) with the model's closed-form row-grad function, `all_gather` over `data`
-concatenates them, and every replica scatter-adds all of them:  W <- W - lr * sum_d scatter(idx_d, rows_d),
-the single-device update with the rows summed in another order. Replicas stay identical, and a step moves
-Nd * M * (D + 1) numbers (M rows per shard), never a dense [V, D] gradient; only the full-softmax models'
-dense output rows (M_out = V) are psum-reduced. The research path (jax.grad + optax) is dense anyway: it is
-partitioned from sharding annotations alone, and XLA all-reduces its gradients.
+Data parallel (fast path). Each step's global batch, built exactly as on one device in the layout the
+engine picked (engine.select_step), is split into Nd shards. Shard d computes its rows with the step's
+`rows` (the model's JAX rows), `all_gather` over `data` concatenates them, and every replica applies all
+of them with the step's `update`:  W <- W - lr * damp(sum_d scatter(idx_d, rows_d)), the single-device
+update with the rows summed in another order. Replicas stay identical, and a step moves Nd * M * (D + 1)
+numbers (M rows per shard), never a dense [V, D] gradient; only the full-softmax models' dense output
+rows (M_out = V) are psum-reduced. A SpanBatch is split into Nd sub-spans of B/Nd centers (each with its
+W positions either side); each shard's per-position W_in rows are put back at their positions of the
+whole span and psum-reduced, so every position is applied once, as on one device (the duplicate cap
+then counts the same rows). The research path (jax.grad + optax) is dense anyway: it is partitioned from
+sharding annotations alone, and XLA all-reduces its gradients.
 
 Vocab parallel. W_in and W_out, padded to V' rows (a multiple of Nv), are split by rows across `vocab`;
 XLA partitions the gathers and scatter-adds from that sharding (only `data` is manual in the shard_map):
@@ -21,7 +25,7 @@ the corpus, subsampled on its own, and builds B/Nd centers from it with the key 
 """
 import functools
 import re
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,14 +36,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from w2v_jax import batches, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
-from w2v_jax.corpus import EncodedCorpus
 from w2v_jax.errors import W2VError
-from w2v_jax.models import RowGrads
-from w2v_jax.types import Batch
+from w2v_jax.types import Batch, RowGrads, SpanBatch
 
 DATA, VOCAB = "data", "vocab"
 AXES = (DATA, VOCAB)
-DENSE_OUT = ("cbow", "sgram")   # full softmax: out_idx = arange(V), so their out_rows are psum-reduced
 
 
 # ----------------------------------------------------------------------------- mesh and start-up
@@ -151,14 +152,22 @@ def default_blocks(mesh: Mesh) -> int:
   return 1 if jax.process_count() == 1 else mesh.shape[DATA]
 
 
-def _block(corpus: EncodedCorpus, lo: int, hi: int) -> EncodedCorpus:
-  """Tokens lo..hi-1 of the corpus; a sentence that crosses a block edge is cut there."""
+class _Block(NamedTuple):
+  tokens: np.ndarray
+  offsets: np.ndarray
+
+  @property
+  def num_sentences(self) -> int:
+    return len(self.offsets) - 1
+
+
+def _block(corpus, lo: int, hi: int) -> _Block:
+  """Tokens lo..hi-1 of a corpus.EncodedCorpus; a sentence that crosses a block edge is cut there."""
   offsets = np.unique(np.clip(np.asarray(corpus.offsets), lo, hi)) - lo
-  return EncodedCorpus(np.asarray(corpus.tokens[lo:hi]), offsets, corpus.stats)
+  return _Block(np.asarray(corpus.tokens[lo:hi]), offsets)
 
 
-def epoch_data(cfg: TrainConfig, vocab, corpus: EncodedCorpus, epoch: int, mesh: Mesh
-               ) -> step_lib.EpochData:
+def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh) -> batches.EpochData:
   """The epoch's data on the mesh: tokens and sent [G, N/G], row g the subsampled corpus block g.
 
   G = 1 gives train.epoch_data's arrays, replicated. G = Nd puts row g on data shard g, computed only by
@@ -190,7 +199,7 @@ def epoch_data(cfg: TrainConfig, vocab, corpus: EncodedCorpus, epoch: int, mesh:
                                         lambda i: np.stack([block(g)[field] for g in range(blocks)[i[0]]]))
   rest = (sampling.noise_alias(vocab.counts, cfg.ns_exponent), np.asarray(batches.epoch_key(cfg.seed, epoch)),
           np.int32(batches.num_batches(kept, cfg.batch_size // blocks)), np.int32(epoch))
-  return step_lib.EpochData(rows(0), rows(1), *jax.device_put(rest, NamedSharding(mesh, P())))
+  return batches.EpochData(rows(0), rows(1), *jax.device_put(rest, NamedSharding(mesh, P())))
 
 
 # ----------------------------------------------------------------------------- the sharded step and chunk
@@ -206,26 +215,53 @@ def _split(batch, parts: int, fill_id: int):
   return jax.tree.map(split, batch, is_leaf=lambda x: isinstance(x, Batch))
 
 
-def _fast_step(cfg: TrainConfig, mesh: Mesh, step: Callable) -> Callable:
-  """The fast step on [Nd, B/Nd] per-shard batches: step.rows locally, all-gathered, step.update on all."""
-  one = mesh.shape[DATA] == 1
+def _split_span(span: SpanBatch, parts: int, window: int) -> SpanBatch:
+  """[B+2W] span -> [parts] sub-spans of B/parts centers, each with its W positions either side."""
+  B = span.mask.shape[0]
+  b = B // parts
+  tokens = jnp.stack([span.tokens[p * b:p * b + b + 2 * window] for p in range(parts)])
+  return SpanBatch(tokens, span.mask.reshape(parts, b, *span.mask.shape[1:]),
+                   span.negatives.reshape(parts, b, *span.negatives.shape[1:]))
+
+
+def _fast_step(spec, mesh: Mesh, span_blocks: int | None = None, window: int = 0) -> Callable:
+  """The fast step on per-shard batches: spec.rows locally, all-gathered (a span's position rows:
+  psum-reduced at their positions), spec.update on all of them on every replica."""
+  nd = mesh.shape[DATA]
+  one = nd == 1
   # "invarying": the gathered rows are the same on every replica, so the tables stay replicated.
   gather = (lambda x: x) if one else functools.partial(jax.lax.all_gather, axis_name=DATA, tiled=True,
                                                        to="invarying")
   psum = (lambda x: x) if one else functools.partial(jax.lax.psum, axis_name=DATA)
 
   def local_step(state, batch, lr):
-    rg, metrics = step.rows(state.params, jax.tree.map(lambda x: x[0], batch))
-    out = ((rg.out_idx, psum(rg.out_rows)) if cfg.model in DENSE_OUT else
+    if span_blocks is None:
+      local = jax.tree.map(lambda x: x[0], batch)
+      rgs, metrics = spec.rows(state.params, local)
+      rg = step_lib.join(rgs)
+      in_side = (gather(rg.in_idx), gather(rg.in_rows))
+    else:   # batch = (sub-spans [1, ...], the whole spans' tokens [G, B/G + 2W])
+      local, tokens = jax.tree.map(lambda x: x[0], batch[0]), batch[1]
+      rgs, metrics = spec.rows(state.params, local)
+      rg = step_lib.join(rgs)
+      G, L = tokens.shape
+      per_block = nd // G
+      d = jax.lax.axis_index(DATA) if not one else 0
+      offset = (d // per_block) * L + (d % per_block) * (local.mask.shape[0])
+      placed = jax.lax.dynamic_update_slice(jnp.zeros((G * L, rg.in_rows.shape[1]), rg.in_rows.dtype),
+                                            rg.in_rows, (offset, 0))
+      in_side = (tokens.reshape(-1), psum(placed))
+    out = ((rg.out_idx, psum(rg.out_rows)) if spec.model.dense_out else
            (gather(rg.out_idx), gather(rg.out_rows)))
-    rg = RowGrads(gather(rg.in_idx), gather(rg.in_rows), *out)
-    return state._replace(params=step.update(state.params, rg, lr)), psum(metrics)
+    rg = RowGrads(*in_side, *out)
+    return state._replace(params=spec.update(state.params, rg, lr)), psum(metrics)
 
   if one:   # no collective to write: XLA partitions it all (and trips on a manual size-1 axis)
     return local_step
-  spec = step_lib.TrainState(P(), ())
-  return jax.shard_map(local_step, mesh=mesh, in_specs=(spec, P(DATA), P()), out_specs=(spec, P()),
-                       axis_names={DATA})
+  spec_state = step_lib.TrainState(P(), ())
+  batch_spec = P(DATA) if span_blocks is None else (P(DATA), P())
+  return jax.shard_map(local_step, mesh=mesh, in_specs=(spec_state, batch_spec, P()),
+                       out_specs=(spec_state, P()), axis_names={DATA})
 
 
 def _annotated_step(step: Callable, mesh: Mesh, shardings) -> Callable:
@@ -237,38 +273,45 @@ def _annotated_step(step: Callable, mesh: Mesh, shardings) -> Callable:
   return sharded
 
 
-def shard_chunk(cfg: TrainConfig, mesh: Mesh, state, step: Callable, vocab_size: int) -> Callable:
-  """step.make_train_chunk's chunk(state, data, first_step) on the mesh: jitted once, state donated.
+def shard_chunk(spec, cfg: TrainConfig, mesh: Mesh, state, vocab_size: int) -> Callable:
+  """engine.make_chunk's chunk(state, data, first_step) on the mesh: jitted once, state donated.
 
-  `state` is the placed state (place_state), `data` from epoch_data. `step` is train.make_step(cfg)'s: the
-  research path runs it as is; the fast path runs its `rows` per shard and its `update` on all rows.
+  `spec` is engine.select_step(cfg, mesh)'s, `state` the placed state (place_state), `data` from
+  epoch_data. The research path runs spec.step as is, partitioned by XLA; the fast path runs spec.rows per
+  shard and spec.update on all rows, on the same batches, in the same layout, as one device.
   """
-  nd, nv, rows = mesh.shape[DATA], mesh.shape[VOCAB], state.params.W_in.shape[0]
+  nd, nv = mesh.shape[DATA], mesh.shape[VOCAB]
   if cfg.batch_size % nd:
     raise W2VError(f"--batch_size={cfg.batch_size} must be a multiple of the mesh's data size {nd}")
-  if cfg.model in DENSE_OUT and vocab_size % nv:
+  if spec.model.dense_out and vocab_size % nv:
     raise W2VError(f"--model={cfg.model} on a vocab axis of {nv} needs a vocabulary size divisible by it "
                    f"(padding would enter the softmax): set --max_vocab_size={vocab_size // nv * nv}")
+  rows = state.params.W_in.shape[0]
   shardings = state_shardings(state, mesh)
-  layout = "buckets" if getattr(step, "layout", "batch") == "buckets" else "batch"   # SpanBatches: as Batches
-  fast = cfg.optimizer == "word2vec"
-  step = _fast_step(cfg, mesh, step) if fast else _annotated_step(step, mesh, shardings)
-  S = cfg.steps_per_call
-  pairs = cfg.model == "sgram_neg" and cfg.sgram_neg_form == "pairs"
+  fast = spec.rows is not None
+  span = spec.layout == "span"
+  S, W = cfg.steps_per_call, cfg.window
 
-  def chunk(state, data: step_lib.EpochData, first_step):
+  def chunk(state, data: batches.EpochData, first_step):
     blocks = data.tokens.shape[0]
     keys = (data.key[None] if blocks == 1 else
             jax.vmap(jax.random.fold_in, (None, 0))(data.key, jnp.arange(blocks)))
     stacked = jax.vmap(lambda tok, sent, key: batches.make_batches(
         tok, sent, key, first_step, data.noise, num_steps=S, batch_size=cfg.batch_size // blocks,
-        window=cfg.window, neg=cfg.neg * 2 * cfg.window if pairs else cfg.neg,
-        reduced_window=cfg.reduced_window, layout=layout))(data.tokens, data.sent, keys)  # [G, S, B/G..]
-    split = jax.vmap(jax.vmap(functools.partial(_split, parts=nd // blocks, fill_id=rows)))(stacked)
-    stacked = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(S, nd, *x.shape[3:]), split)
-    stacked = jax.lax.with_sharding_constraint(stacked, NamedSharding(mesh, P(None, DATA)))
-    if pairs:
-      stacked = jax.vmap(jax.vmap(step_lib.per_pair, (0, None)), (0, None))(stacked, cfg.neg)
+        window=W, neg=spec.neg_draws, reduced_window=cfg.reduced_window, layout=spec.layout)
+    )(data.tokens, data.sent, keys)                                            # [G, S, B/G ...]
+    per_block = nd // blocks
+    if span:
+      subs = jax.vmap(jax.vmap(functools.partial(_split_span, parts=per_block, window=W)))(stacked)
+      subs = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(S, nd, *x.shape[3:]), subs)
+      tokens = jnp.swapaxes(stacked.tokens, 0, 1)                               # [S, G, B/G + 2W]
+      stacked = (jax.lax.with_sharding_constraint(subs, NamedSharding(mesh, P(None, DATA))), tokens)
+    else:
+      split = jax.vmap(jax.vmap(functools.partial(_split, parts=per_block, fill_id=rows)))(stacked)
+      stacked = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(S, nd, *x.shape[3:]), split)
+      stacked = jax.lax.with_sharding_constraint(stacked, NamedSharding(mesh, P(None, DATA)))
+    step = (_fast_step(spec, mesh, blocks if span else None, W) if fast
+            else _annotated_step(spec.step, mesh, shardings))
     return step_lib.scan_steps(step, state, stacked, data, first_step, lr=cfg.learning_rate,
                                min_lr_ratio=cfg.min_lr_ratio, epochs=cfg.epochs)
 

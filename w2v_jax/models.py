@@ -1,52 +1,165 @@
-"""The four word2vec models: pure losses over `Params`, each with its closed-form gradient beside it.
+"""Models as values: a `Model` per loss, the registry, the public gradient checker, and autodiff on rows.
 
-Notation (per example; the batch loss is the mean over the B examples of a `Batch`):
-  v_w = W_in[w] (input / "center" vector),  u_w = W_out[w] (output / "context" vector),
-  m_j = mask[j],  n = Σ_j m_j (number of real context words),  σ = logistic function,
-  −log σ(x) = softplus(−x).  An example with n = 0 has loss 0 and gradient 0.
+A model is one `Model` (a NamedTuple, like optax's GradientTransformation): its loss for one example,
+optionally its closed-form gradient as rows, and optionally faster forms of its training update for a
+layout or a backend. The engine (engine.py) asks the model for these; it never branches on a name.
 
-  cbow       h = Σ_j m_j v_{context_j} / n          L = −log softmax(W_out h)[center]
-  sgram      h = v_center, ŷ = softmax(W_out h)     L = −Σ_j m_j log ŷ[context_j]
-  cbow_neg   h as in cbow                           L = −log σ(u_center·h) − Σ_k log σ(−u_{neg_k}·h)
-  sgram_neg  h = v_center                           L = Σ_j m_j [−log σ(u_{context_j}·h) − Σ_k log σ(−u_{neg_k}·h)]
+    from w2v_jax import models
+    models.register("my_sgns", my_example_loss)           # no closed form: autodiff on the batch's rows
+    models.get("my_sgns").loss(params, batch)             # mean over the batch
+    models.check_gradients("sgram_neg")                   # closed form against jax.grad, float64
 
-How the source documents' matrices map onto `Params` (they disagree on orientation):
-  doc 000 (CBOW, numpy):     A1 = X W1, A2 = A1 W2 with X a row one-hot.  W1 = W_in, W2 = W_outᵀ.
-  doc 001 (skip-gram):       v = W1 x, W2 v with x a column one-hot.       W1 = W_inᵀ, W2 = W_out.
-  doc 002 (negative sampl.): h is a *column* of W1, c_pos/c_neg *rows* of W2.  W1 = W_inᵀ, W2 = W_out.
-  doc 003 (notes):           h = W1 x, s = W2 h.                            W1 = W_inᵀ, W2 = W_out.
+The built-in models (losses.py, the four source documents) go through the same registry:
+  cbow, sgram          full softmax (docs 000, 001); every step reads all V rows of W_out (`dense_out`)
+  cbow_neg, sgram_neg  negative sampling (doc 002)
+hsoftmax.py registers cbow_hs and sgram_hs through the public `register`, as a user would.
 
-Every gradient is built by one function per model, `<model>_row_grads`, that returns the gradient
-with respect to the rows the example touches (`RowGrads`): `grad` scatters those rows into full
-[V, D] arrays, and the fast training step scatter-adds them straight into the tables. So the code
-the tests check against `jax.grad` is the code that trains.
+Autodiff on rows (`autodiff_row_grads`). A loss that reads W_in and W_out only at the ids its example
+names (center, context, negatives) has, per example, a gradient that is zero outside those 1 + C + K rows
+of each table. So the rows are gathered into a small local `Params` of 1 + C + K rows per example, the
+example's ids are remapped to 0 (center), 1..C (context) and C+1..C+K (negatives), jax.grad runs there,
+and the local gradient rows are returned with their global ids, to be scatter-added like a closed
+form's. This works whichever table the loss reads at which id (skip-gram reads W_in at the center,
+CBOW and word2vec.c's skip-gram read it at the context), and no dense [V, D] gradient is ever formed.
 """
+import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from w2v_jax import losses, rewrites
 from w2v_jax.errors import W2VError
-from w2v_jax.types import Batch, Params
+from w2v_jax.types import Batch, Params, RowGrads
 
-NAMES = ("cbow", "cbow_neg", "sgram", "sgram_neg")
-CBOW_CONTEXT_GRADS = ("mean", "sum")
+__all__ = ["Model", "RowGrads", "register", "get", "names", "NAMES", "check_gradients", "init",
+           "autodiff_row_grads"]
 
-
-class RowGrads(NamedTuple):
-  """Gradient of the *summed* (not mean) batch loss, as rows to scatter-add into the tables."""
-  in_idx: jax.Array    # int32 [M_in]       rows of W_in
-  in_rows: jax.Array   # [M_in, D]
-  out_idx: jax.Array   # int32 [M_out]      rows of W_out
-  out_rows: jax.Array  # [M_out, D]
+NAMES = ("cbow", "cbow_neg", "sgram", "sgram_neg")   # the four models of the source documents
 
 
 class Model(NamedTuple):
+  """What the engine needs of a model. Only `name` and `example_loss` are required.
+
+  example_loss(params, ex) -> scalar: the loss of one example (Batch fields without the batch axis).
+  row_grads(params, batch) -> (loss [B], RowGrads): the closed-form gradient of the summed batch loss.
+  per_pair: the loss sums one prediction per (center, context) pair (skip-gram); False: one prediction
+    per example (CBOW). Sets what "loss per prediction" divides by.
+  uses_negatives: the loss reads the batch's negatives (sweeps collapse the k axis of those that do not).
+  dense_out: the loss reads every row of W_out (a full softmax): its out rows are all V of them.
+  train_rows: the update the fast step applies on a Batch when it is not the gradient (word2vec's CBOW
+    rule, word2vec.c's swapped skip-gram); None: row_grads (or autodiff rows).
+  span_rows: train_rows on a SpanBatch, the W_in side as one row per span position.
+  native_step, native_options: the name and attributes of a fused CPU kernel doing the whole span step
+    (native.FUSED_STEPS); the engine runs it where the native backend is built.
+  negatives_per_slot: the batch must carry K negatives per context slot (C·K per example).
+  configure: (model, **options) -> Model, the model under the run's options (cbow_context_grad,
+    sgram_neg_form, neg); options a model does not know are ignored.
+  """
   name: str
-  loss: Callable[[Params, Batch], jax.Array]       # scalar, mean over the batch
-  grad: Callable[[Params, Batch], Params]          # closed form, == jax.grad(loss)
-  example_loss: Callable[[Params, Batch], jax.Array]  # one example (unbatched fields)
-  row_grads: Callable[..., tuple]                  # (params, batch) -> (loss [B], RowGrads)
+  example_loss: Callable[[Params, Batch], jax.Array]
+  row_grads: Callable | None = None
+  per_pair: bool = True
+  uses_negatives: bool = True
+  dense_out: bool = False
+  train_rows: Callable | None = None
+  span_rows: Callable | None = None
+  native_step: str | None = None
+  native_options: tuple = ()
+  negatives_per_slot: bool = False
+  configure_fn: Callable | None = None
+
+  @property
+  def loss(self) -> Callable[[Params, Batch], jax.Array]:
+    """loss(params, batch) -> scalar: the mean of `example_loss` over the batch."""
+    example_loss = self.example_loss
+
+    def loss(params: Params, batch: Batch) -> jax.Array:
+      params = Params(*map(jnp.asarray, params))   # numpy tables cannot be indexed by traced ids
+      return jnp.mean(jax.vmap(example_loss, in_axes=(None, 0))(params, batch))
+    return loss
+
+  @property
+  def grad(self) -> Callable[[Params, Batch], Params]:
+    """grad(params, batch) -> Params: the closed form of the mean loss's gradient, dense [V, D]."""
+    if self.row_grads is None:
+      raise W2VError(f"model {self.name!r} has no closed-form gradient; register it with row_grads=...")
+    row_grads = self.row_grads
+
+    def grad(params: Params, batch: Batch) -> Params:
+      _, rg = row_grads(params, batch)
+      zeros = Params(jnp.zeros_like(params.W_in), jnp.zeros_like(params.W_out))
+      return losses.apply_rows(zeros, rg, 1.0 / batch.center.shape[0])
+    return grad
+
+  @property
+  def rows(self) -> Callable:
+    """(params, batch) -> (loss [B], RowGrads): the closed form, else autodiff on the batch's rows."""
+    return self.row_grads if self.row_grads is not None else autodiff_row_grads(self.example_loss)
+
+  @property
+  def update_rows(self) -> Callable:
+    """What the fast step applies on a Batch: `train_rows`, else `rows`."""
+    return self.train_rows if self.train_rows is not None else self.rows
+
+  def configure(self, **options) -> "Model":
+    return self if self.configure_fn is None else self.configure_fn(self, **options)
+
+
+def autodiff_row_grads(example_loss: Callable) -> Callable:
+  """(params, batch) -> (loss [B], RowGrads) by jax.grad on the rows the batch names (module docstring)."""
+  def row_grads(params: Params, batch: Batch):
+    B, C = batch.context.shape
+    K = batch.negatives.shape[1]
+    ids = jnp.concatenate([batch.center[:, None], batch.context, batch.negatives], axis=1)   # [B, 1+C+K]
+    local = (jnp.int32(0), jnp.arange(1, C + 1, dtype=jnp.int32), jnp.arange(C + 1, C + K + 1, dtype=jnp.int32))
+
+    def one(rows_in, rows_out, mask):   # one example on its own 1 + C + K rows of each table
+      ex = Batch(local[0], local[1], mask, local[2])
+      return jax.value_and_grad(example_loss)(Params(rows_in, rows_out), ex)
+    loss, g = jax.vmap(one)(params.W_in[ids], params.W_out[ids], batch.mask)
+    flat, D = ids.reshape(-1), params.W_in.shape[1]
+    return loss, RowGrads(flat, g.W_in.reshape(-1, D), flat, g.W_out.reshape(-1, D))
+  return row_grads
+
+
+# ----------------------------------------------------------------------------- the registry
+
+_REGISTRY: dict[str, Model] = {}
+
+
+def register(name: str, example_loss: Callable, row_grads: Callable | None = None, **fields) -> Model:
+  """Registers a model under `name` and returns it; models.get(name) and TrainConfig(model=name) then
+  know it, and api.train trains it (with autodiff on rows when row_grads is None).
+
+  example_loss(params, ex) -> scalar, pure, reading the tables only at ex's ids; row_grads(params, batch)
+  -> (loss [B], RowGrads), optional. Other `Model` fields (per_pair, dense_out, ...) may be given too.
+  Registering a name again replaces that model (a plugin file imported twice gives the same model)."""
+  if not isinstance(name, str) or not name or name.split() != [name]:
+    raise W2VError(f"a model name must be a non-empty word without spaces, got {name!r}")
+  if not callable(example_loss) or (row_grads is not None and not callable(row_grads)):
+    raise W2VError(f"models.register({name!r}, ...): example_loss and row_grads must be functions")
+  unknown = set(fields) - set(Model._fields)
+  if unknown:
+    raise W2VError(f"models.register({name!r}, ...): unknown fields {sorted(unknown)}; "
+                   f"known: {', '.join(Model._fields[2:])}")
+  model = Model(name=name, example_loss=example_loss, row_grads=row_grads, **fields)
+  _REGISTRY[name] = model
+  return model
+
+
+def names() -> tuple[str, ...]:
+  """Every registered model's name: the four built-ins first."""
+  return tuple(_REGISTRY)
+
+
+def get(name: str) -> Model:
+  """The model registered as `name`."""
+  if name not in _REGISTRY:
+    raise W2VError(f"unknown model {name!r}: choose one of {', '.join(_REGISTRY)} (or register your own with "
+                   "models.register, e.g. in a --plugin file)")
+  return _REGISTRY[name]
 
 
 def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32) -> Params:
@@ -55,235 +168,89 @@ def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32) -> Params
   return Params(W_in=w_in, W_out=jnp.zeros((vocab_size, dim), dtype))
 
 
-# ----------------------------------------------------------------------------- losses (one example)
+# ----------------------------------------------------------------------------- the gradient checker
 
-def _context_mean(params: Params, context, mask):
-  """h = Σ_j m_j v_{context_j} / n, and n; h = 0 when n = 0."""
-  n = jnp.sum(mask)
-  h = jnp.sum(mask[:, None] * params.W_in[context], axis=0) / jnp.maximum(n, 1.0)
-  return h, n
-
-
-def cbow_example_loss(params: Params, ex: Batch) -> jax.Array:
-  """−log softmax(W_out h)[center], h the mean of the context's input vectors (doc 000)."""
-  h, n = _context_mean(params, ex.context, ex.mask)
-  loss = -jax.nn.log_softmax(params.W_out @ h)[ex.center]
-  return jnp.where(n > 0, loss, 0.0)
-
-
-def sgram_example_loss(params: Params, ex: Batch) -> jax.Array:
-  """−Σ_j m_j log softmax(W_out v_center)[context_j] = −yᵀ log ŷ of doc 001."""
-  log_y_hat = jax.nn.log_softmax(params.W_out @ params.W_in[ex.center])
-  return -jnp.sum(ex.mask * log_y_hat[ex.context])
+def random_check_batch(rng: np.random.Generator, V: int, B: int, C: int, K: int, dtype=np.float64) -> Batch:
+  """A batch with repeated words, a negative equal to the positive, padding, and a fully masked example."""
+  center = rng.integers(0, V, size=B)
+  context = rng.integers(0, min(V, 4), size=(B, C))        # few distinct ids -> many repeats
+  mask = (rng.random((B, C)) < 0.7).astype(dtype)
+  mask[0] = 0.0                                            # fully masked example
+  mask[1] = 1.0                                            # fully populated example
+  negatives = rng.integers(0, V, size=(B, K))
+  if K:
+    negatives[2 % B, 0] = center[2 % B]                    # negative == positive (center / cbow target)
+    negatives[3 % B, :] = context[3 % B, 0]                # negative == a context word (sgram positive)
+  center[4 % B] = center[5 % B]                            # repeated centers
+  return Batch(jnp.asarray(center, jnp.int32), jnp.asarray(context, jnp.int32), jnp.asarray(mask, dtype),
+               jnp.asarray(negatives, jnp.int32))
 
 
-def cbow_neg_example_loss(params: Params, ex: Batch) -> jax.Array:
-  """−log σ(u_center·h) − Σ_k log σ(−u_{neg_k}·h), h the context mean (doc 002)."""
-  h, n = _context_mean(params, ex.context, ex.mask)
-  loss = (jax.nn.softplus(-params.W_out[ex.center] @ h)
-          + jnp.sum(jax.nn.softplus(params.W_out[ex.negatives] @ h)))
-  return jnp.where(n > 0, loss, 0.0)
+def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: int = 13, dim: int = 5,
+                    batch_size: int = 8, window: int = 2, neg: int = 3) -> float:
+  """The largest relative error between model `name`'s closed form and jax.grad of its loss, in float64.
+
+  Per trial: random tables (W_out nonzero) and a `random_check_batch` (repeated ids, padding, a fully
+  masked example); per table, max |closed − autodiff| / max |autodiff|. Returns the largest over
+  trials and tables: about 1e-16 for a right closed form, O(1) for a wrong one. W2VError if the model
+  has no closed form."""
+  model = get(name)
+  if model.row_grads is None:
+    raise W2VError(f"model {name!r} has no closed-form gradient to check (it trains with autodiff on "
+                   "rows); pass row_grads= to models.register")
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for _ in range(trials):
+      params = Params(*(jnp.asarray(rng.normal(size=(vocab_size, dim)) * 0.5) for _ in range(2)))
+      batch = random_check_batch(rng, vocab_size, batch_size, 2 * window, neg)
+      want = jax.grad(model.loss)(params, batch)
+      got = model.grad(params, batch)
+      for w, g in zip(want, got):
+        w, g = np.asarray(w, np.float64), np.asarray(g, np.float64)
+        worst = max(worst, float(np.max(np.abs(g - w)) / max(np.max(np.abs(w)), 1e-300)))
+  return worst
 
 
-def sgram_neg_example_loss(params: Params, ex: Batch) -> jax.Array:
-  """Σ_j m_j [−log σ(u_{context_j}·h) − Σ_k log σ(−u_{neg_k}·h)], h = v_center (doc 002)."""
-  h = params.W_in[ex.center]
-  pos = jax.nn.softplus(-params.W_out[ex.context] @ h)                   # [C]
-  neg = jnp.sum(jax.nn.softplus(params.W_out[ex.negatives] @ h))         # shared by the C slots
-  return jnp.sum(ex.mask * (pos + neg))
+# ----------------------------------------------------------------------------- the built-in models
+
+def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", **_) -> Model:
+  """CBOW under word2vec's context rule ("sum", word2vec.c and gensim) or the exact gradient ("mean")."""
+  losses.check_context_grad(cbow_context_grad)
+  return model._replace(train_rows=functools.partial(losses.cbow_row_grads, cbow_context_grad=cbow_context_grad))
 
 
-def _batch_loss(example_loss):
-  def loss(params: Params, batch: Batch) -> jax.Array:
-    params = Params(*map(jnp.asarray, params))  # numpy tables cannot be indexed by traced ids
-    return jnp.mean(jax.vmap(example_loss, in_axes=(None, 0))(params, batch))
-  loss.__doc__ = f"Mean over the batch of `{example_loss.__name__}`."
-  return loss
+def _configure_cbow_neg(model: Model, *, cbow_context_grad: str = "sum", **_) -> Model:
+  model = _configure_cbow(model, cbow_context_grad=cbow_context_grad)
+  return model._replace(
+      train_rows=functools.partial(losses.cbow_neg_row_grads, cbow_context_grad=cbow_context_grad),
+      span_rows=functools.partial(rewrites.cbow_neg_span_row_grads, cbow_context_grad=cbow_context_grad),
+      native_step="cbow_neg", native_options=(("cbow_context_grad", cbow_context_grad),))
 
 
-# ----------------------------------------------------------------------------- closed-form gradients
-
-def context_scale(mask, n, cbow_context_grad: str):
-  """[B, C] factor of ∂L/∂h that each context slot receives (see `_scatter_context`)."""
-  if cbow_context_grad not in CBOW_CONTEXT_GRADS:
-    raise W2VError(f"cbow_context_grad must be one of {CBOW_CONTEXT_GRADS}, got {cbow_context_grad!r}")
-  return mask if cbow_context_grad == "sum" else mask / jnp.maximum(n, 1.0)[:, None]
+SGRAM_NEG_FORMS = ("swapped", "shared", "pairs")
 
 
-def _scatter_context(batch: Batch, dh, n, cbow_context_grad: str):
-  """Rows of W_in for a CBOW context: ∂L/∂v_{context_j} = m_j ∂L/∂h / n.
-
-  `cbow_context_grad="mean"` is that exact gradient of the mean. `"sum"` is the rule of word2vec.c
-  (`syn0[..] += neu1e`) and gensim with its default cbow_mean=1 (`fast_sentence_cbow_neg` scales the
-  error by 1/count only when cbow_mean=0): the forward pass averages, but every context word receives
-  the *whole* ∂L/∂h, i.e. n times the true gradient of the mean.
-  """
-  scale = context_scale(batch.mask, n, cbow_context_grad)
-  rows = scale[:, :, None] * dh[:, None, :]                                  # [B, C, D]
-  return batch.context.reshape(-1), rows.reshape(-1, dh.shape[-1])
-
-
-def weighted_rows(w, rows):
-  """Σ_j w[b, j] rows[b, j, :] -> [B, D], the einsum "bj,bjd->bd" written out over j: XLA:CPU lowers
-  that batched dot to a slow loop. With row_dots, cbow_neg's step was 3% and 10% faster than with the
-  two einsums in two of three alternating runs on the 2-core CPU, and 9% slower in the third (a busy
-  machine): a small gain at best, kept for cbow_neg_head only."""
-  return sum(w[:, j, None] * rows[:, j] for j in range(rows.shape[1]))
+def _configure_sgram_neg(model: Model, *, sgram_neg_form: str = "swapped", neg: int = 5, **_) -> Model:
+  """sgram_neg's training form (rewrites.py): word2vec.c's swapped orientation with window-shared
+  negatives (the default), the model as defined ("shared"), or K negatives per pair ("pairs")."""
+  if sgram_neg_form == "swapped":
+    return model._replace(train_rows=rewrites.sgram_neg_swapped_row_grads,
+                          span_rows=rewrites.sgram_neg_swapped_span_row_grads, native_step="sgram_neg")
+  if sgram_neg_form == "pairs":
+    return model._replace(train_rows=functools.partial(rewrites.sgram_neg_pairs_row_grads, neg=neg),
+                          negatives_per_slot=True)
+  if sgram_neg_form == "shared":
+    return model
+  raise W2VError(f"sgram_neg_form must be one of {', '.join(SGRAM_NEG_FORMS)}, got {sgram_neg_form!r}")
 
 
-def row_dots(rows, h):
-  """rows[b, j, :] · h[b, :] -> [B, J], the einsum "bjd,bd->bj" as a fused multiply and sum."""
-  return jnp.sum(rows * h[:, None, :], axis=-1)
-
-
-def _batch_h(params: Params, batch: Batch):
-  n = jnp.sum(batch.mask, axis=1)                                            # [B]
-  h = jnp.einsum("bc,bcd->bd", batch.mask, params.W_in[batch.context]) / jnp.maximum(n, 1.0)[:, None]
-  return h, n
-
-
-def cbow_row_grads(params: Params, batch: Batch, cbow_context_grad: str = "mean"):
-  """Closed form of doc 000, generalised to a masked context mean.
-
-  With z = W_out h, p = softmax(z) and e = p − onehot(center) (doc 000's `da2 = Z − y`):
-    ∂L/∂u_w = e_w h            (doc 000: dw2 = a1ᵀ da2, transposed since W2 = W_outᵀ)
-    ∂L/∂h   = W_outᵀ e         (doc 000: da1 = da2 W2ᵀ)
-    ∂L/∂v_{context_j} = m_j ∂L/∂h / n.
-  Doc 000's `dw1 = Xᵀ da1` is right when X is the *averaged* context one-hot; fed a single context
-  word (its "one of the context words" pairs) it trains skip-gram-like pairs, not the CBOW mean.
-  Doc 000 also writes the objective without its minus sign ("1/T Σ log P") and with the skip-gram
-  conditional P(w_{t+j}|w_t); the loss minimised here is −log P(center | context).
-  """
-  h, n = _batch_h(params, batch)
-  valid = (n > 0).astype(h.dtype)
-  logits = h @ params.W_out.T                                                # [B, V]
-  loss = valid * (jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(
-      logits, batch.center[:, None], axis=1)[:, 0])
-  e = valid[:, None] * (jax.nn.softmax(logits, axis=1)
-                        - jax.nn.one_hot(batch.center, logits.shape[1], dtype=h.dtype))
-  in_idx, in_rows = _scatter_context(batch, e @ params.W_out, n, cbow_context_grad)
-  V = params.W_out.shape[0]
-  return loss, RowGrads(in_idx, in_rows, jnp.arange(V), e.T @ h)
-
-
-def sgram_row_grads(params: Params, batch: Batch):
-  """Closed form of doc 001, with its slip in ∂J/∂v_center corrected.
-
-  y = Σ_j m_j onehot(context_j) (repeats add), C = Σ_w y_w = n, ŷ = softmax(W_out v_center):
-    ∂J/∂u_w      = (C ŷ_w − y_w) v_center        (doc 001: ∂J/∂W2 = (Cŷ − y) v_centerᵀ; correct)
-    ∂J/∂v_center = W_outᵀ (C ŷ − y)              (doc 001 writes W2ᵀ(ŷ − y): it drops C)
-  Doc 001's ∂J/∂v_center is right only when the window holds exactly one context word (C = 1).
-  Its own line above, −Σ y u + Σ u ŷ, silently took Σ_w y_w = 1; the ŷ term appears once per
-  context word, so it is C Σ_w u_w ŷ_w. `doc001_center_grad` keeps the document's version for the test.
-  """
-  h = params.W_in[batch.center]                                              # [B, D]
-  n = jnp.sum(batch.mask, axis=1)
-  logits = h @ params.W_out.T                                                # [B, V]
-  V = logits.shape[1]
-  y = jnp.zeros_like(logits).at[jnp.arange(logits.shape[0])[:, None], batch.context].add(batch.mask)
-  loss = n * jax.nn.logsumexp(logits, axis=1) - jnp.sum(y * logits, axis=1)
-  e = n[:, None] * jax.nn.softmax(logits, axis=1) - y                        # C ŷ − y
-  return loss, RowGrads(batch.center, e @ params.W_out, jnp.arange(V), e.T @ h)
-
-
-def doc001_center_grad(params: Params, batch: Batch) -> jax.Array:
-  """Doc 001's ∂J/∂W1 as printed, W2ᵀ(ŷ − y) xᵀ, mapped to W_in: kept only to test the slip."""
-  h = params.W_in[batch.center]
-  logits = h @ params.W_out.T
-  y = jnp.zeros_like(logits).at[jnp.arange(logits.shape[0])[:, None], batch.context].add(batch.mask)
-  rows = (jax.nn.softmax(logits, axis=1) - y) @ params.W_out
-  return jnp.zeros_like(params.W_in).at[batch.center].add(rows) / batch.center.shape[0]
-
-
-def cbow_neg_row_grads(params: Params, batch: Batch, cbow_context_grad: str = "mean"):
-  """Closed form of doc 002 for CBOW, with its slip in the context division corrected.
-
-  With s₊ = u_center·h, s_k = u_{neg_k}·h, g₊ = σ(s₊) − 1 and g_k = σ(s_k) = 1 − σ(−s_k):
-    ∂L/∂u_center = g₊ h,   ∂L/∂u_{neg_k} = g_k h,   ∂L/∂h = g₊ u_center + Σ_k g_k u_{neg_k}
-  (doc 002, correct), and ∂L/∂v_{context_j} = m_j ∂L/∂h / n.
-  Doc 002 divides ∂L/∂h by `window − 1`, the number of context *slots*. That equals n only when
-  every slot holds a real word; at a sentence edge, or under word2vec's reduced window, n is smaller
-  and the document's gradient is too small by n/(window−1). Its alternative form of the loss,
-  −log σ(c_pos·h) + Σ log σ(c_neg·h) − 1, is also wrong: log σ(−x) = log(1 − σ(x)), not log σ(x) − 1.
-  A negative equal to the center (or repeated) simply adds its rows: both are scatter-adds.
-  """
-  h, n = _batch_h(params, batch)
-  loss, dh, out_parts = cbow_neg_head(params, h, n, batch.center, batch.negatives)
-  out_idx, out_rows = (jnp.concatenate(x) for x in zip(*out_parts))
-  in_idx, in_rows = _scatter_context(batch, dh, n, cbow_context_grad)
-  return loss, RowGrads(in_idx, in_rows, out_idx, out_rows)
-
-
-def cbow_neg_head(params: Params, h, n, center, negatives):
-  """cbow_neg from the hidden vector on: (loss [B], ∂L/∂h [B, D], W_out rows as two parts).
-
-  The parts are (center ids [B], their rows) and (negative ids [B·K], their rows): the step hands both to
-  native.apply_rows as they are (joining them cost 0.35 ms of a 2.6 ms step); RowGrads joins them."""
-  valid = (n > 0).astype(h.dtype)
-  u_pos = params.W_out[center]                                               # [B, D]
-  u_neg = params.W_out[negatives]                                            # [B, K, D]
-  s_pos = jnp.sum(u_pos * h, axis=1)                                         # [B]
-  s_neg = row_dots(u_neg, h)                                                 # [B, K]
-  loss = valid * (jax.nn.softplus(-s_pos) + jnp.sum(jax.nn.softplus(s_neg), axis=1))
-  g_pos = valid * (jax.nn.sigmoid(s_pos) - 1.0)
-  g_neg = valid[:, None] * jax.nn.sigmoid(s_neg)
-  dh = g_pos[:, None] * u_pos + weighted_rows(g_neg, u_neg)
-  return loss, dh, [(center, g_pos[:, None] * h),
-                    (negatives.reshape(-1), (g_neg[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))]
-
-
-def sgram_neg_row_grads(params: Params, batch: Batch):
-  """Closed form of doc 002 for skip-gram, with the K negatives shared by the n context words.
-
-  With h = v_center, s_j = u_{context_j}·h, s_k = u_{neg_k}·h:
-    ∂L/∂u_{context_j} = m_j (σ(s_j) − 1) h
-    ∂L/∂u_{neg_k}     = n σ(s_k) h               (doc 002 gives σ(s_k) h per positive word; a shared
-                                                   negative meets all n positives, hence the factor n)
-    ∂L/∂v_center      = Σ_j m_j (σ(s_j) − 1) u_{context_j} + n Σ_k σ(s_k) u_{neg_k}
-  """
-  h = params.W_in[batch.center]                                              # [B, D]
-  n = jnp.sum(batch.mask, axis=1)
-  u_ctx = params.W_out[batch.context]                                        # [B, C, D]
-  u_neg = params.W_out[batch.negatives]                                      # [B, K, D]
-  s_ctx = jnp.einsum("bcd,bd->bc", u_ctx, h)
-  s_neg = jnp.einsum("bkd,bd->bk", u_neg, h)
-  loss = (jnp.sum(batch.mask * jax.nn.softplus(-s_ctx), axis=1)
-          + n * jnp.sum(jax.nn.softplus(s_neg), axis=1))
-  g_ctx = batch.mask * (jax.nn.sigmoid(s_ctx) - 1.0)                         # [B, C]
-  g_neg = n[:, None] * jax.nn.sigmoid(s_neg)                                 # [B, K]
-  dh = jnp.einsum("bc,bcd->bd", g_ctx, u_ctx) + jnp.einsum("bk,bkd->bd", g_neg, u_neg)
-  out_idx = jnp.concatenate([batch.context, batch.negatives], axis=1).reshape(-1)   # [B*(C+K)]
-  g_out = jnp.concatenate([g_ctx, g_neg], axis=1)                            # [B, C+K]
-  out_rows = (g_out[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1])
-  return loss, RowGrads(batch.center, dh, out_idx, out_rows)
-
-
-def apply_rows(params: Params, rg: RowGrads, scale) -> Params:
-  """params + scale · (rows scattered into their tables): how `grad` makes its dense gradient (the
-  training step applies the same rows with native.apply_rows)."""
-  return Params(params.W_in.at[rg.in_idx].add((scale * rg.in_rows).astype(params.W_in.dtype)),
-                params.W_out.at[rg.out_idx].add((scale * rg.out_rows).astype(params.W_out.dtype)))
-
-
-def _dense_grad(row_grads):
-  def grad(params: Params, batch: Batch) -> Params:
-    _, rg = row_grads(params, batch)
-    zeros = Params(jnp.zeros_like(params.W_in), jnp.zeros_like(params.W_out))
-    return apply_rows(zeros, rg, 1.0 / batch.center.shape[0])
-  grad.__doc__ = f"Closed-form gradient of the mean loss: `{row_grads.__name__}` scattered, over B."
-  return grad
-
-
-_EXAMPLE_LOSSES = {"cbow": cbow_example_loss, "cbow_neg": cbow_neg_example_loss,
-                   "sgram": sgram_example_loss, "sgram_neg": sgram_neg_example_loss}
-_ROW_GRADS = {"cbow": cbow_row_grads, "cbow_neg": cbow_neg_row_grads,
-              "sgram": sgram_row_grads, "sgram_neg": sgram_neg_row_grads}
-
-
-def get(name: str) -> Model:
-  """The model called `name`, one of `NAMES`."""
-  if name not in NAMES:
-    raise W2VError(f"unknown model {name!r}: choose one of {', '.join(NAMES)}")
-  ex_loss, rg = _EXAMPLE_LOSSES[name], _ROW_GRADS[name]
-  return Model(name=name, loss=_batch_loss(ex_loss), grad=_dense_grad(rg), example_loss=ex_loss,
-               row_grads=rg)
+register("cbow", losses.cbow_example_loss,
+         functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"),
+         per_pair=False, uses_negatives=False, dense_out=True, configure_fn=_configure_cbow)
+register("cbow_neg", losses.cbow_neg_example_loss,
+         functools.partial(losses.cbow_neg_row_grads, cbow_context_grad="mean"),
+         per_pair=False, configure_fn=_configure_cbow_neg)
+register("sgram", losses.sgram_example_loss, losses.sgram_row_grads, uses_negatives=False, dense_out=True)
+register("sgram_neg", losses.sgram_neg_example_loss, losses.sgram_neg_row_grads,
+         configure_fn=_configure_sgram_neg)

@@ -1,4 +1,7 @@
-"""Fast row-gradient kernels, each equal to a model's loss on a re-arranged batch (tested in float64).
+"""Row-gradient rewrites in JAX: each equals a model's gradient on a re-arranged batch (tested in float64).
+
+They are what the engine trains with when a layout or a rule asks for them: word2vec.c's swapped skip-gram,
+the span layout, and K negatives per pair.
 
 `sgram_neg` as the issue defines it (h = v_center, K negatives shared by the window's context words)
 learns measurably worse analogies than word2vec.c at equal settings: every shared negative receives n
@@ -14,16 +17,14 @@ That objective is exactly sgram_neg's loss on the *swapped pairs* of the batch:
                                   negatives = negatives[b])
 since skip-gram's pair set is symmetric, it is the same skip-gram model trained on the same pairs.
 `sgram_neg_swapped_row_grads(params, batch)` computes that loss and its row gradients without building
-the [B·C]-example batch; tests/test_kernels.py checks it against jax.grad of
+the [B·C]-example batch; tests/test_rewrites.py checks it against jax.grad of
 models.get("sgram_neg").loss on swap_pairs(batch).
 """
 import jax
 import jax.numpy as jnp
 
-from w2v_jax import models
-from w2v_jax.batches import context_offsets
-from w2v_jax.models import RowGrads
-from w2v_jax.types import Batch, Params, SpanBatch
+from w2v_jax.losses import cbow_neg_head, context_scale, sgram_neg_row_grads
+from w2v_jax.types import Batch, Params, RowGrads, SpanBatch, context_offsets
 
 
 def swap_pairs(batch: Batch) -> Batch:
@@ -57,7 +58,7 @@ def _swapped(params: Params, h, center, negatives, mask):
   label = (sign < 0).astype(s.dtype)                                           # 1 for the positive
   g = m * (jax.nn.sigmoid(s) - label)                                          # [B, C, 1+K]
   dh = sum(g[:, :, t, None] * targets[:, None, t, :] for t in range(targets.shape[1]))   # [B, C, D]
-  # Σ over the C slots written out: XLA:CPU runs this 4x faster than the batched dot of the einsum.
+  # Σ over the C slots written out: XLA:CPU runs this much faster than the batched dot of the einsum.
   dt = sum(g[:, c, :, None] * h[:, c, None, :] for c in range(h.shape[1]))    # [B, 1+K, D]
   out_idx = jnp.concatenate([center[:, None], negatives], axis=1).reshape(-1)
   return loss, dh, out_idx, dt.reshape(-1, h.shape[-1])
@@ -68,31 +69,32 @@ def _swapped(params: Params, h, center, negatives, mask):
 # (not once per window slot: B·C rows) and summing each slot's gradient back onto its position with
 # static shifted slices cuts the input-side gathers and scatter-adds by about C = 2W times.
 
-def _slots(rows, B: int, window: int):
+def slots(rows, B: int, window: int):
   """[B+2W, D] per-position rows -> [B, C, D]: row of context slot j of center b = rows[W + b + o_j]."""
   return jnp.stack([rows[window + o:window + o + B] for o in context_offsets(window)], axis=1)
 
 
-def _unslots(grads, window: int):
-  """[B, C, D] per-slot gradients -> [B+2W, D] per position: the transpose of `_slots`."""
+def unslots(grads, window: int):
+  """[B, C, D] per-slot gradients -> [B+2W, D] per position: the transpose of `slots`."""
   return sum(jnp.pad(grads[:, j], ((window + o, window - o), (0, 0)))
              for j, o in enumerate(context_offsets(window)))
 
 
 def sgram_neg_swapped_span_row_grads(params: Params, span: SpanBatch):
-  """`sgram_neg_swapped_row_grads` of batches.to_batch(span), from B+2W input rows."""
+  """`sgram_neg_swapped_row_grads` of batches.to_batch(span), from B+2W input rows: the W_in side as one
+  row per span position (in_idx = span.tokens), the sum of what its context slots receive."""
   B, C = span.mask.shape
   window = C // 2
-  h = _slots(params.W_in[span.tokens], B, window)                   # [B, C, D]
+  h = slots(params.W_in[span.tokens], B, window)                   # [B, C, D]
   center = span.tokens[window:window + B]
   loss, dh, out_idx, out_rows = _swapped(params, h, center, span.negatives, span.mask)
-  return loss, RowGrads(span.tokens, _unslots(dh, window), out_idx, out_rows)
+  return loss, RowGrads(span.tokens, unslots(dh, window), out_idx, out_rows)
 
 
-def cbow_neg_span_parts(params: Params, span: SpanBatch, cbow_context_grad: str = "sum"):
+def cbow_neg_span_parts(params: Params, span: SpanBatch, cbow_context_grad: str):
   """cbow_neg on a SpanBatch from B+2W input rows: (loss [B], coef [B, C], ∂L/∂h [B, D], W_out parts as
   models.cbow_neg_head gives them). Context slot (b, j) receives coef[b, j] · ∂L/∂h_b
-  (models.context_scale); native.apply_span_rows sums those per position and writes B+2W rows, where
+  (losses.context_scale); native.apply_span_rows sums those per position and writes B+2W rows, where
   `cbow_neg_span_row_grads` writes them out."""
   B, C = span.mask.shape
   window = C // 2
@@ -101,13 +103,34 @@ def cbow_neg_span_parts(params: Params, span: SpanBatch, cbow_context_grad: str 
   # Σ_j m_bj · row[b + W + o_j], over static shifted slices: no [B, C, D] array is formed.
   h = sum(span.mask[:, j, None] * rows[window + o:window + o + B]
           for j, o in enumerate(context_offsets(window))) / jnp.maximum(n, 1.0)[:, None]
-  loss, dh, out_parts = models.cbow_neg_head(params, h, n, span.tokens[window:window + B], span.negatives)
-  return loss, models.context_scale(span.mask, n, cbow_context_grad), dh, out_parts
+  loss, dh, out_parts = cbow_neg_head(params, h, n, span.tokens[window:window + B], span.negatives)
+  return loss, context_scale(span.mask, n, cbow_context_grad), dh, out_parts
 
 
-def cbow_neg_span_row_grads(params: Params, span: SpanBatch, cbow_context_grad: str = "sum"):
-  """`models.cbow_neg_row_grads` of batches.to_batch(span), from B+2W input rows."""
+def cbow_neg_span_row_grads(params: Params, span: SpanBatch, cbow_context_grad: str):
+  """`losses.cbow_neg_row_grads` of batches.to_batch(span), from B+2W input rows: the W_in side as one row
+  per span position (in_idx = span.tokens), the sum of what its context slots receive."""
   loss, coef, dh, out_parts = cbow_neg_span_parts(params, span, cbow_context_grad)
   out_idx, out_rows = (jnp.concatenate(x) for x in zip(*out_parts))
-  return loss, RowGrads(span.tokens, _unslots(coef[:, :, None] * dh[:, None, :], coef.shape[1] // 2),
+  return loss, RowGrads(span.tokens, unslots(coef[:, :, None] * dh[:, None, :], coef.shape[1] // 2),
                         out_idx, out_rows)
+
+
+# ----------------------------------------------------------------------------- K negatives per pair
+
+def per_pair(batch: Batch, neg: int) -> Batch:
+  """[B] examples with ≥ C·K negatives -> [B·C] one-context examples with K negatives each.
+
+  For sgram_neg this gives every (center, context) pair its own negatives, as word2vec.c draws them. A
+  batch of buckets.py has C = 2b < 2W slots: it uses the first C·K of its negatives."""
+  B, C = batch.context.shape
+  return Batch(jnp.repeat(batch.center, C), batch.context.reshape(B * C, 1), batch.mask.reshape(B * C, 1),
+               batch.negatives[:, :C * neg].reshape(B * C, neg))
+
+
+def sgram_neg_pairs_row_grads(params: Params, batch: Batch, neg: int):
+  """sgram_neg with K negatives per (center, context) pair: the model's gradient on per_pair(batch), its
+  loss summed back per window ([B])."""
+  B, C = batch.context.shape
+  loss, rg = sgram_neg_row_grads(params, per_pair(batch, neg))
+  return loss.reshape(B, C).sum(axis=1), rg

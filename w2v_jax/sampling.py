@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax.corpus import EncodedCorpus
 from w2v_jax.errors import W2VError
 
 _TWO_32 = 2.0 ** 32
@@ -104,9 +103,9 @@ def negatives_np(rng: np.random.Generator, cdf: np.ndarray, shape: tuple[int, ..
   return np.searchsorted(cdf, rng.random(shape), side='right').astype(np.int32)
 
 
-def subsample(corpus: EncodedCorpus, keep_prob: np.ndarray, seed: int, epoch: int
+def subsample(corpus, keep_prob: np.ndarray, seed: int, epoch: int
               ) -> tuple[np.ndarray, np.ndarray]:
-  """One epoch's kept tokens: (tokens int32 [N'], sent int32 [N'] sentence id of each).
+  """One epoch's kept tokens of a corpus.EncodedCorpus: (tokens int32 [N'], sent int32 [N'] sentence id).
 
   As in word2vec.c, words are dropped before windows are formed, so a window spans the dropped words.
   A pure function of its arguments: each (seed, epoch) has its own generator.

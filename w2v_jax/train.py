@@ -10,17 +10,12 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from w2v_jax import batches, checkpoint, distributed, models, sampling
+from w2v_jax import batches, checkpoint, distributed, engine, models, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
-from w2v_jax.corpus import EncodedCorpus
 from w2v_jax.errors import W2VError
 from w2v_jax.types import Params
-from w2v_jax.vocab import Vocab
-
-OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "adagrad": optax.adagrad, "rmsprop": optax.rmsprop}
 
 
 class Diverged(W2VError):
@@ -35,26 +30,10 @@ class FitResult:
   train_seconds: float          # wall time of the steps, first compile included
   compile_seconds: float        # time of the first call beyond a steady-state call's
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
+  engine: dict                  # engine.StepSpec.describe(): which step ran, and why
 
 
-def make_step(cfg: TrainConfig, single_device: bool = False):
-  """(init_state, step) for cfg.optimizer: word2vec's sparse SGD, or autodiff + an optax optimizer.
-
-  single_device (fit without a mesh): cbow_neg and sgram_neg (swapped) read SpanBatches when
-  cfg.span_inputs, and on the CPU with a compiler each step is one fused kernel of native.py (equal to
-  the JAX step to float rounding); other steps apply their rows with native.py's row kernel (the same
-  bits as XLA's scatter). A mesh shards batches per window, so there both use the per-window batches."""
-  if cfg.optimizer == "word2vec":
-    span = single_device and cfg.span_inputs and (
-        cfg.model == "cbow_neg" or (cfg.model == "sgram_neg" and cfg.sgram_neg_form == "swapped"))
-    return step_lib.TrainState, step_lib.make_fast_step(
-        cfg.model, cfg.cbow_context_grad, cfg.sgram_neg_form, span=span,
-        buckets=not span and cfg.bucket_windows and cfg.reduced_window and cfg.sgram_neg_form != "pairs",
-        max_dup=cfg.max_dup, native_scatter=single_device)
-  return step_lib.make_research_step(cfg.model, OPTIMIZERS[cfg.optimizer])
-
-
-def epoch_data(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, epoch: int) -> step_lib.EpochData:
+def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int) -> batches.EpochData:
   """The epoch's subsample (host numpy, seeded by (seed, epoch)), padded to the corpus length."""
   keep = sampling.keep_probs(vocab.counts, cfg.sample)
   tok, sent = sampling.subsample(corpus, keep, cfg.seed, epoch)
@@ -66,37 +45,33 @@ def epoch_data(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, epoch: int
   sents = np.full(n, -1, np.int32)
   sents[:len(sent)] = sent
   noise = jax.tree.map(jnp.asarray, sampling.noise_alias(vocab.counts, cfg.ns_exponent))
-  return step_lib.EpochData(jnp.asarray(tokens), jnp.asarray(sents), noise,
+  return batches.EpochData(jnp.asarray(tokens), jnp.asarray(sents), noise,
                             batches.epoch_key(cfg.seed, epoch),
                             jnp.int32(batches.num_batches(len(tok), cfg.batch_size)), jnp.int32(epoch))
 
 
-def fingerprint(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus) -> dict:
+def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
   """What a checkpoint must match to be resumed: the config and the data it was trained on."""
   return {"config": cfg.to_json(), "vocab_size": len(vocab.words), "tokens": int(len(corpus.tokens)),
           "raw_words": int(corpus.stats.raw_words)}
 
 
-def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, resume: bool = False,
+def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 2000, mesh=None) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
 
-  With a `mesh` (distributed.make_mesh) the chunk runs sharded on it (distributed.py); the returned params,
-  the checkpoints and the metrics are the same host-side arrays as without one.
+  The step is engine.select_step(cfg, mesh)'s. With a `mesh` (distributed.make_mesh) its chunk runs
+  sharded on it (distributed.py); the returned params, the checkpoints and the metrics are the same
+  host-side arrays as without one.
   """
   cfg.validate()
   batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                          vocab_size=len(vocab.words))
-  init_state, step = make_step(cfg, single_device=mesh is None)
-  chunk = jax.jit(step_lib.make_train_chunk(
-      step, steps_per_call=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window,
-      neg=cfg.neg, reduced_window=cfg.reduced_window, lr=cfg.learning_rate,
-      min_lr_ratio=cfg.min_lr_ratio, epochs=cfg.epochs,
-      pair_negatives=cfg.model == "sgram_neg" and cfg.sgram_neg_form == "pairs"),
-      donate_argnums=0)
+  spec = engine.select_step(cfg, mesh)
+  chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   meta = fingerprint(cfg, vocab, corpus)
-  state = init_state(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
   position = checkpoint.Position(0, 0)
   if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
     saved_state, position, saved_meta = saved
@@ -112,12 +87,12 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
   if mesh is not None:
     state, position = distributed.agree(state, position)   # every process starts where process 0 does
     state = distributed.place_state(state, mesh, V)
-    chunk = distributed.shard_chunk(cfg, mesh, state, step, V)
+    chunk = distributed.shard_chunk(spec, cfg, mesh, state, V)
   # --- end mesh -----------------------------------------------------------------------------------------
 
   raw_words = float(corpus.stats.raw_words)
   history: list[dict] = []
-  zeros = step_lib.Metrics(*(jnp.zeros((), jnp.float32),) * 3)
+  zeros = step_lib.Metrics(*(jnp.zeros((), jnp.float32),) * 4)
   acc = zeros
   t0 = t_log = time.perf_counter()
   compile_s, calls, status = 0.0, 0, "finished"
@@ -130,7 +105,7 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
     """Fetches the interval's metrics (the only host sync), checks them, and logs a record."""
     nonlocal acc, t_log, words_log
     m, acc = jax.device_get(acc), zeros
-    loss = float(m.loss_sum / max(m.examples, 1.0))
+    loss = float(m.loss_sum / max(m.predictions, 1.0))
     if not np.isfinite(loss):
       raise Diverged(f"the loss became non-finite in epoch {epoch + 1} near step {step} with "
                      f"--lr={cfg.learning_rate}: lower --lr (the last good checkpoint was kept)")
@@ -140,7 +115,8 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
     progress = words / (raw_words * cfg.epochs)
     rate = (words - words_log) / max(now - t_log, 1e-9)
     record = {"epoch": epoch + 1, "step": min(step, steps), "progress": progress, "loss": loss,
-              "examples": float(m.examples), "pairs": float(m.pairs),
+              "loss_per_example": float(m.loss_sum / max(m.examples, 1.0)),
+              "examples": float(m.examples), "pairs": float(m.pairs), "predictions": float(m.predictions),
               "lr": float(step_lib.linear_lr(cfg.learning_rate, cfg.min_lr_ratio, progress)),
               "words_per_sec": rate, "elapsed_s": now - t0,
               "eta_s": (raw_words * cfg.epochs - words) / max(rate, 1e-9), "final": final}
@@ -190,4 +166,4 @@ def fit(cfg: TrainConfig, vocab: Vocab, corpus: EncodedCorpus, *, workdir=None, 
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
   return FitResult(host_state().params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
-                   words_end - (words_end if words_start is None else words_start))
+                   words_end - (words_end if words_start is None else words_start), spec.describe())

@@ -1,11 +1,13 @@
-"""The two pytrees every model shares: `Params` (the tables) and `Batch` (one minibatch).
+"""The pytrees every model and step share: `Params` (the tables), `Batch` (one minibatch), `SpanBatch` (the
+same minibatch as corpus positions) and `RowGrads` (a gradient as table rows).
 
 Shape letters, used the same way throughout the package:
-  B batch, V vocabulary, D embedding dim, C context slots (= 2 * window), K negatives.
+  B batch, V vocabulary, D embedding dim, C context slots (= 2 * window), K negatives, W window.
 """
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 
 class Params(NamedTuple):
@@ -13,14 +15,15 @@ class Params(NamedTuple):
 
   Row w of `W_in` is v_w, the input ("center") vector of word w: word2vec.c's `syn0`,
   gensim's `wv.vectors`. Row w of `W_out` is u_w, the output ("context") vector: word2vec.c's
-  `syn1neg` (negative sampling) or the softmax weights (full softmax), gensim's `syn1neg`.
+  `syn1neg` (negative sampling), `syn1` (hierarchical softmax: row i is inner node i) or the softmax
+  weights (full softmax).
   """
   W_in: jax.Array   # [V, D]
   W_out: jax.Array  # [V, D]
 
 
 class Batch(NamedTuple):
-  """One fixed-shape minibatch; the same format feeds all four models.
+  """One fixed-shape minibatch; the same format feeds every model.
 
   Padding is a mask, never a shape change, so a step is traced once.
   """
@@ -34,9 +37,24 @@ class SpanBatch(NamedTuple):
   """The same minibatch as positions: B consecutive centers and the W words either side of them.
 
   `batches.to_batch` turns it into the `Batch` it stands for: center[b] = tokens[W + b] and
-  context[b, j] = tokens[W + b + offset_j], offsets -W..-1, 1..W. Fast kernels read it to gather
-  each position's row once instead of once per window it falls in (kernels.py).
+  context[b, j] = tokens[W + b + offset_j], offsets `context_offsets(W)`. Span rewrites (rewrites.py)
+  read it to gather each position's row once instead of once per window it falls in.
   """
   tokens: jax.Array     # int32 [B+2W]  0 outside the corpus and on padding
   mask: jax.Array       # float [B, C]
   negatives: jax.Array  # int32 [B, K]
+
+
+class RowGrads(NamedTuple):
+  """A gradient (or an update) of the *summed* batch loss, as rows to scatter-add into the tables.
+
+  Ids may repeat (their rows add); an all-zero row is padding and counts as no update."""
+  in_idx: jax.Array    # int32 [M_in]       rows of W_in
+  in_rows: jax.Array   # [M_in, D]
+  out_idx: jax.Array   # int32 [M_out]      rows of W_out
+  out_rows: jax.Array  # [M_out, D]
+
+
+def context_offsets(window: int) -> np.ndarray:
+  """int32 [C]: the slot order of `Batch.context`, -W..-1 then 1..W."""
+  return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)

@@ -1,0 +1,1 @@
+"""Scripts that reproduce published ablations on the dev corpus (docs/ablations.md)."""
