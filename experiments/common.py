@@ -8,7 +8,7 @@ import traceback
 from absl import flags, logging
 import jax
 
-from w2v_jax import distributed, engine
+from w2v_jax import distributed
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -31,6 +31,8 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_integer("min_count", _D.min_count, "drop words rarer than this")
   flags.DEFINE_integer("max_vocab_size", None, "keep at most this many words (most frequent)")
   flags.DEFINE_float("sample", _D.sample, "subsampling threshold s; 0 switches it off")
+  flags.DEFINE_enum("subsampling", _D.subsampling, ["dirty", "clean"], "dirty: drop subsampled words "
+                    "before windowing (word2vec.c); clean: keep their positions (Levy et al. 2015)")
   flags.DEFINE_float("lr", None, "starting learning rate; default 0.025 skip-gram, 0.05 CBOW")
   flags.DEFINE_integer("batch_size", _D.batch_size, "centers per step B")
   flags.DEFINE_integer("seed", _D.seed, "seed: same flags + seed give identical vectors on the CPU")
@@ -62,7 +64,7 @@ def define_training_flags(sweep: bool = False) -> None:
 
 def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
-  names = ["epochs", "min_count", "max_vocab_size", "sample", "lr", "batch_size", "seed", "ns_exponent",
+  names = ["epochs", "min_count", "max_vocab_size", "sample", "subsampling", "lr", "batch_size", "seed", "ns_exponent",
            "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer",
            "steps_per_call", "sgram_neg_form", "layout"]
   values = {n: getattr(FLAGS, n) for n in names}
@@ -95,10 +97,13 @@ def load_plugins(paths: list[str] | None) -> None:
                      f": {type(e).__name__}: {e}") from None
 
 
-def engine_line(cfg: TrainConfig, mesh) -> str:
-  """The run's first line: which step will run, and why."""
-  e = engine.select_step(cfg, mesh).describe()
+def engine_line(e: dict) -> str:
+  """The line that says which step runs, and why (api.train's on_start, summary["engine"])."""
   return f"step: {e['step']} (native kernels: {'on' if e['native'] else 'off'}) -- {e['reason']}"
+
+
+def print_engine(e: dict) -> None:
+  print(engine_line(e), flush=True)
 
 
 def mesh_from_flags(FLAGS):

@@ -54,7 +54,8 @@ def _report(e: dict) -> None:
   elif e["event"] == "done":
     s = e["summary"]
     rho = "n/a" if s["ws353_spearman"] is None else f"{s['ws353_spearman']:.3f}"   # None: no WS-353 pair
-    print(f"{head}: analogy {100 * s['analogy_accuracy']:.2f}%, WS-353 rho {rho}, "
+    simlex = "n/a" if s.get("simlex999_spearman") is None else f"{s['simlex999_spearman']:.3f}"
+    print(f"{head}: analogy {100 * s['analogy_accuracy']:.2f}%, WS-353 rho {rho}, SimLex-999 rho {simlex}, "
           f"{s['words_per_sec'] / 1e3:,.0f}k words/s, {s['train_seconds']:.1f} s", flush=True)
 
 
@@ -78,12 +79,10 @@ def main(argv):
   base = common.config_from_flags(FLAGS)
   plan = sweep_grid.expand(base, grid)   # every point checked before anything runs
   print(f"sweep of {len(plan)} runs in {FLAGS.workdir}", flush=True)
-  for name, cfg in plan:
-    print(f"  {name}: {common.engine_line(cfg, mesh)}", flush=True)
   stop = common.StopFlag()
   rows = sweep_grid.run_grid(base, grid, FLAGS.corpus, FLAGS.workdir, cache_dir=FLAGS.cache_dir,
                         on_event=_report, on_log=Progress() if FLAGS.progress else None, should_stop=stop,
-                        checkpoint_every=FLAGS.checkpoint_every, mesh=mesh)
+                        checkpoint_every=FLAGS.checkpoint_every, mesh=mesh, on_start=common.print_engine)
   print(f"{len(rows)} of {len(plan)} runs finished; results.csv, results.jsonl, results.md and plots/ "
         f"are in {FLAGS.workdir}")
   if stop():

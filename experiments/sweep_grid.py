@@ -32,7 +32,8 @@ from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
 SHORT = {"window": "w", "neg": "k", "dim": "d"}  # name parts, in this order after the model
-METRICS = ("analogy_accuracy", "analogy_semantic", "analogy_syntactic", "ws353_spearman", "words_per_sec",
+METRICS = ("analogy_accuracy", "analogy_semantic", "analogy_syntactic", "ws353_spearman", "simlex999_spearman",
+           "words_per_sec",
            "train_seconds", "final_loss", "compile_seconds", "analogy_questions", "ws353_oov_rate",
            "vocab_size", "corpus_words")
 RUN_RECORD = "run.json"  # what a run directory was started with: its config and corpus
@@ -176,7 +177,7 @@ def _fmt(key: str, value) -> str:
     return "–"
   if key.startswith("analogy_") and key != "analogy_questions":
     return f"{100 * value:.2f}"
-  if key == "ws353_spearman":
+  if key in ("ws353_spearman", "simlex999_spearman"):
     return f"{value:.3f}"
   if key == "words_per_sec":
     return f"{value / 1e3:,.0f}"
@@ -186,8 +187,8 @@ def _fmt(key: str, value) -> str:
 
 
 MD_METRICS = {"analogy_accuracy": "analogy %", "analogy_semantic": "semantic %",
-              "analogy_syntactic": "syntactic %", "ws353_spearman": "WS-353 ρ",
-              "words_per_sec": "k words/s", "train_seconds": "train s", "final_loss": "final loss"}
+              "analogy_syntactic": "syntactic %", "ws353_spearman": "WS-353 ρ", "simlex999_spearman": "SimLex ρ",
+              "words_per_sec": "k words/s", "train_seconds": "train s", "final_loss": "loss/prediction"}
 
 
 def markdown_table(rows: list[dict], swept: Sequence[str]) -> str:
@@ -231,7 +232,8 @@ def collect_rows(workdir: pathlib.Path, plan: list[tuple[str, TrainConfig]]) -> 
 def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, cache_dir=None,
              on_event: Callable[[dict], None] | None = None, on_log: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
-             log_every_s: float = 2.0, make_plots: bool = True, mesh=None) -> list[dict]:
+             log_every_s: float = 2.0, make_plots: bool = True, mesh=None,
+             on_start: Callable[[dict], None] | None = None) -> list[dict]:
   """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
 
   Everything is checked before any training: the grid, the lock, the corpus (prepared once into
@@ -274,7 +276,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
       try:
         result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
                            should_stop=should_stop, checkpoint_every=checkpoint_every,
-                           log_every_s=log_every_s, mesh=mesh)
+                           log_every_s=log_every_s, mesh=mesh, on_start=on_start)
       except W2VError as e:
         raise W2VError(f"run {name}: {e}") from None
       write_results(workdir, collect_rows(workdir, plan), swept)

@@ -18,6 +18,7 @@ def _uses_negatives(model: str) -> bool:
 SWEEP_METRICS = {  # results column: (file stem, title, y label, scale)
     "analogy_accuracy": ("analogy", "Analogy accuracy", "analogy accuracy (%)", 100.0),
     "ws353_spearman": ("ws353", "WS-353 word similarity", "WS-353 Spearman ρ", 1.0),
+    "simlex999_spearman": ("simlex999", "SimLex-999 word similarity", "SimLex-999 Spearman ρ", 1.0),
     "words_per_sec": ("words_per_sec", "Training speed", "thousand words / s", 1e-3),
 }
 AXIS_LABELS = {"window": "window W", "neg": "negatives k", "dim": "dimension d", "model": "model"}

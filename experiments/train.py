@@ -36,12 +36,15 @@ def main(argv):
   common.load_plugins(FLAGS.plugin)
   cfg = common.config_from_flags(FLAGS)
   stop = common.StopFlag()
-  print(common.engine_line(cfg, mesh), flush=True)
-  print(f"training {cfg.model} (dim {cfg.dim}, window {cfg.window}, neg {cfg.neg}, epochs {cfg.epochs}, "
-        f"lr {cfg.learning_rate}) on {', '.join(FLAGS.corpus or [str(api.DEFAULT_CORPUS)])}", flush=True)
+
+  def on_start(engine: dict) -> None:   # the run's first lines: which step, and what it trains
+    common.print_engine(engine)
+    print(f"training {cfg.model} (dim {cfg.dim}, window {cfg.window}, neg {cfg.neg}, epochs {cfg.epochs}, "
+          f"lr {cfg.learning_rate}) on {', '.join(FLAGS.corpus or [str(api.DEFAULT_CORPUS)])}", flush=True)
+
   result = api.train(cfg, FLAGS.corpus, FLAGS.workdir, resume=FLAGS.resume, binary=FLAGS.binary,
                      cache_dir=FLAGS.cache_dir, on_log=Progress(), should_stop=stop,
-                     checkpoint_every=FLAGS.checkpoint_every, mesh=mesh)
+                     checkpoint_every=FLAGS.checkpoint_every, mesh=mesh, on_start=on_start)
   s = result.summary
   if s["replaced_chars"]:
     print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")
@@ -54,15 +57,17 @@ def main(argv):
   print(f"analogy ({cfg.analogy_method}, top 30k words): {100 * an['accuracy']:.2f}% of {an['n_total']:,} "
         f"questions (semantic {100 * an['semantic']:.2f}%, syntactic {100 * an['syntactic']:.2f}%; "
         f"{an['n_skipped']:,} skipped as out of vocabulary)")
-  print(f"WS-353: Spearman {ws['spearman']:.3f}, Pearson {ws['pearson']:.3f} "
-        f"({100 * ws['oov_rate']:.1f}% of pairs out of vocabulary)")
+  for name, r in (("WS-353", ws), ("SimLex-999", result.evaluation["simlex999"])):
+    print(f"{name}: Spearman {r['spearman']:.3f}, Pearson {r['pearson']:.3f} "
+          f"({100 * r['oov_rate']:.1f}% of pairs out of vocabulary)")
   vectors = api.export_vectors(result.params, cfg.eval_with)
   for word in api.probe_words(result.vocab):
     near = evaluate.nearest(result.vocab.words, vectors, word, k=6)
     print(f"  {word:>10}: " + ", ".join(f"{w} ({c:.2f})" for w, c in near))
   where = "vectors.txt" + (", vectors.bin" if FLAGS.binary else "")
   print(f"wrote {where}, vocab.tsv, metrics.jsonl, loss.png, summary.json to {FLAGS.workdir}")
-  print(json.dumps({k: s[k] for k in ("analogy_accuracy", "ws353_spearman", "words_per_sec")}))
+  print(json.dumps({k: s[k] for k in ("analogy_accuracy", "ws353_spearman", "simlex999_spearman",
+                                       "words_per_sec", "final_loss")}))
   return 130 if s["status"] == "interrupted" else 0
 
 

@@ -122,7 +122,7 @@ def test_a_failed_build_is_said_once_and_remembered(tmp_path):
                        text=True, timeout=300)
   assert out.returncode == 0, out.stderr
   first_line = out.stdout.splitlines()[0]
-  assert "native kernels: off" in first_line and "failed before" in first_line
+  assert "native kernels: off" in first_line and "failed before" in first_line, out.stdout
   import json
   engine = json.loads((tmp_path / "run" / "summary.json").read_text())["engine"]
   assert engine["native"] is False and engine["layout"] == "buckets"

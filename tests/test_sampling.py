@@ -108,3 +108,17 @@ def test_random_bits_are_uniform_and_keyed():
   other = np.asarray(sampling.random_bits(jax.random.fold_in(key, 1), (1 << 18,)))
   assert np.mean(other == bits) < 1e-3
   assert sampling.random_bits(key, (3, 4)).shape == (3, 4)
+
+
+def test_clean_subsampling_drops_the_same_words_but_keeps_their_positions():
+  from w2v_jax.corpus import CorpusStats, EncodedCorpus
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(0, 20, 500).astype(np.int32)
+  corpus = EncodedCorpus(tokens, np.array([0, 120, 300, 500]), CorpusStats(1, 500, 0))
+  keep = sampling.keep_probs(np.bincount(tokens, minlength=20) + 1, 1e-2)
+  dirty_tok, dirty_sent = sampling.subsample(corpus, keep, 3, 1, "dirty")
+  clean_tok, clean_sent = sampling.subsample(corpus, keep, 3, 1, "clean")
+  assert np.array_equal(clean_tok, tokens)                                  # every position stays
+  kept = clean_sent >= 0
+  assert 0 < kept.sum() < len(tokens)                                       # some words were dropped
+  assert np.array_equal(clean_tok[kept], dirty_tok) and np.array_equal(clean_sent[kept], dirty_sent)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import engine, evaluate, plots, train as train_lib, vectors_io
+from w2v_jax import evaluate, plots, train as train_lib, vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -52,8 +52,10 @@ def export_vectors(params: Params, eval_with: str) -> np.ndarray:
 
 
 def evaluate_vectors(words: list[str], vectors: np.ndarray, method: str = "3cosadd") -> dict:
+  """The analogy set by `method` (top 30k words), WS-353 ("word_similarity") and SimLex-999 ("simlex999")."""
   return {"analogy": evaluate.analogy(words, vectors, method=method),
-          "word_similarity": evaluate.word_similarity(words, vectors)}
+          "word_similarity": evaluate.word_similarity(words, vectors),
+          "simlex999": evaluate.word_similarity(words, vectors, path=evaluate.SIMLEX_PATH)}
 
 
 def _run_logger(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict], on_log):
@@ -75,15 +77,10 @@ def draw_loss(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict]) -> N
   os.replace(tmp, workdir / "loss.png")   # a watcher never sees half a PNG
 
 
-def describe_engine(cfg: TrainConfig, mesh=None) -> dict:
-  """What summary["engine"] will say for this run, before it trains (the CLI's first line)."""
-  return engine.select_step(cfg, mesh).describe()
-
-
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
-          log_every_s: float = 2.0, mesh=None) -> RunResult:
+          log_every_s: float = 2.0, mesh=None, on_start: Callable[[dict], None] | None = None) -> RunResult:
   """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
 
   `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and
@@ -109,7 +106,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   log = on_log if workdir is None or not primary else _run_logger(workdir, cfg, history, on_log)
   fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
                       should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
-                      mesh=mesh)
+                      mesh=mesh, on_start=on_start)
   vectors = export_vectors(fit.params, cfg.eval_with)
   evaluation = evaluate_vectors(vocab.words, vectors, cfg.analogy_method)
   summary = make_summary(cfg, vocab, encoded, fit, evaluation)
@@ -143,6 +140,8 @@ def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResu
       "analogy_accuracy": an["accuracy"], "analogy_semantic": an["semantic"],
       "analogy_syntactic": an["syntactic"], "analogy_questions": an["n_total"],
       "ws353_spearman": _number(ws["spearman"]), "ws353_oov_rate": ws["oov_rate"],
+      "simlex999_spearman": _number(evaluation["simlex999"]["spearman"]),
+      "simlex999_oov_rate": evaluation["simlex999"]["oov_rate"],
       "status": fit.status, "replaced_chars": encoded.stats.replaced_chars,
       "backend": jax.default_backend(), "engine": fit.engine, "config": json.loads(cfg.to_json()),
   }

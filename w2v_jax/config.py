@@ -22,6 +22,7 @@ class TrainConfig:
   min_count: int = 5
   max_vocab_size: int | None = None
   sample: float = 1e-3
+  subsampling: str = "dirty"         # "dirty": drop words before windowing (word2vec.c); "clean": keep holes
   lr: float | None = None            # None: DEFAULT_LR[model]
   min_lr_ratio: float = 1e-4         # lr decays linearly to lr * min_lr_ratio, as word2vec.c
   batch_size: int = 1024
@@ -70,7 +71,8 @@ class TrainConfig:
       raise W2VError(f"--max_vocab_size must be at least 1, got {self.max_vocab_size}")
     choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
                "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
-               "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS}
+               "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS,
+               "subsampling": ("dirty", "clean")}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -182,7 +182,7 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh) -> batch
   @functools.cache
   def block(g):
     tok, sent = sampling.subsample(_block(corpus, min(g * n, total), min(g * n + n, total)), keep,
-                                   cfg.seed, epoch if blocks == 1 else epoch * blocks + g)
+                                   cfg.seed, epoch if blocks == 1 else epoch * blocks + g, cfg.subsampling)
     tokens, sents = np.zeros(n, np.int32), np.full(n, -1, np.int32)
     tokens[:len(tok)], sents[:len(sent)] = tok, sent
     return tokens, sents, len(tok)

@@ -46,10 +46,11 @@ class StepSpec(NamedTuple):
     return {"step": self.name, "layout": self.layout, "native": self.native, "reason": self.reason}
 
 
-def configured_model(cfg: TrainConfig) -> models.Model:
-  """cfg.model under the run's options (cbow_context_grad, sgram_neg_form, neg)."""
+def configured_model(cfg: TrainConfig, counts=None) -> models.Model:
+  """cfg.model under the run's options (cbow_context_grad, sgram_neg_form, neg) and its vocabulary's
+  counts [V] (hierarchical softmax builds its tree from them; None where no vocabulary is known yet)."""
   return models.get(cfg.model).configure(cbow_context_grad=cfg.cbow_context_grad,
-                                         sgram_neg_form=cfg.sgram_neg_form, neg=cfg.neg)
+                                         sgram_neg_form=cfg.sgram_neg_form, neg=cfg.neg, counts=counts)
 
 
 def _rows_kind(model: models.Model) -> str:
@@ -58,10 +59,12 @@ def _rows_kind(model: models.Model) -> str:
   return "closed-form rows" if model.row_grads is not None else "autodiff rows"
 
 
-def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | None = None) -> StepSpec:
-  """The step for (config, model, devices). `mesh`: None for one device, else the run's jax Mesh."""
+def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | None = None,
+                counts=None) -> StepSpec:
+  """The step for (config, model, devices). `mesh`: None for one device, else the run's jax Mesh; `counts`:
+  the vocabulary's word counts [V], for models that need them (Model.configure)."""
   cfg.validate()
-  model = configured_model(cfg)
+  model = configured_model(cfg, counts)
   where = "one device" if mesh is None else "mesh " + ",".join(f"{k}:{v}" for k, v in mesh.shape.items())
   if cfg.optimizer != "word2vec":
     if cfg.layout not in ("auto", "batch"):

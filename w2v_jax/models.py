@@ -54,8 +54,9 @@ class Model(NamedTuple):
   native_step, native_options: the name and attributes of a fused CPU kernel doing the whole span step
     (native.FUSED_STEPS); the engine runs it where the native backend is built.
   negatives_per_slot: the batch must carry K negatives per context slot (C·K per example).
-  configure: (model, **options) -> Model, the model under the run's options (cbow_context_grad,
-    sgram_neg_form, neg); options a model does not know are ignored.
+  configure_fn: (model, **options) -> Model, the model under the run's options (cbow_context_grad,
+    sgram_neg_form, neg, counts: the vocabulary's counts [V] or None); options it does not know are
+    ignored. Called by engine.select_step and check_gradients through `Model.configure`.
   """
   name: str
   example_loss: Callable[[Params, Batch], jax.Array]
@@ -194,7 +195,8 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
   masked example); per table, max |closed − autodiff| / max |autodiff|. Returns the largest over
   trials and tables: about 1e-16 for a right closed form, O(1) for a wrong one. W2VError if the model
   has no closed form."""
-  model = get(name)
+  # Counts for models that build something from the vocabulary (hierarchical softmax's tree).
+  model = get(name).configure(counts=np.arange(vocab_size, 0, -1) * 7 % 23 + 1)
   if model.row_grads is None:
     raise W2VError(f"model {name!r} has no closed-form gradient to check (it trains with autodiff on "
                    "rows); pass row_grads= to models.register")

@@ -103,17 +103,27 @@ def negatives_np(rng: np.random.Generator, cdf: np.ndarray, shape: tuple[int, ..
   return np.searchsorted(cdf, rng.random(shape), side='right').astype(np.int32)
 
 
-def subsample(corpus, keep_prob: np.ndarray, seed: int, epoch: int
+SUBSAMPLING = ("dirty", "clean")
+
+
+def subsample(corpus, keep_prob: np.ndarray, seed: int, epoch: int, mode: str = "dirty"
               ) -> tuple[np.ndarray, np.ndarray]:
   """One epoch's kept tokens of a corpus.EncodedCorpus: (tokens int32 [N'], sent int32 [N'] sentence id).
 
-  As in word2vec.c, words are dropped before windows are formed, so a window spans the dropped words.
-  A pure function of its arguments: each (seed, epoch) has its own generator.
+  mode "dirty" (word2vec.c, gensim): dropped words are removed before windows are formed, so a window
+  reaches past them and spans more of the text. "clean" (Levy, Goldberg & Dagan 2015): they keep their
+  positions as holes (sentence id −1: masked as a context word, never a center), so a window covers the
+  same stretch of text as without subsampling. The same words are dropped either way. A pure function
+  of its arguments: each (seed, epoch) has its own generator.
   """
+  if mode not in SUBSAMPLING:
+    raise W2VError(f"subsampling must be one of {', '.join(SUBSAMPLING)}, got {mode!r}")
   tokens = np.asarray(corpus.tokens)  # [N]
   sent = np.repeat(np.arange(corpus.num_sentences, dtype=np.int32), np.diff(corpus.offsets))  # [N]
   if np.all(keep_prob >= 1.0):
     return np.array(tokens, dtype=np.int32), sent
   rng = np.random.Generator(np.random.PCG64([seed, epoch]))
   keep = rng.random(len(tokens), dtype=np.float32) < keep_prob[tokens]
+  if mode == "clean":
+    return np.array(tokens, dtype=np.int32), np.where(keep, sent, -1).astype(np.int32)
   return tokens[keep], sent[keep]

@@ -1,7 +1,7 @@
 """The training loop: epochs of jitted step chunks, interval metrics, checkpoints, a clean stop.
 
-The library prints nothing: progress goes to `on_log(record)`, and `should_stop()` lets a signal
-handler end the run at the next chunk boundary (a checkpoint is written there).
+The library prints nothing: the chosen step goes to `on_start(engine)`, progress to `on_log(record)`, and
+`should_stop()` lets a signal handler end the run at the next chunk boundary (a checkpoint is written there).
 """
 import dataclasses
 import time
@@ -36,7 +36,7 @@ class FitResult:
 def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int) -> batches.EpochData:
   """The epoch's subsample (host numpy, seeded by (seed, epoch)), padded to the corpus length."""
   keep = sampling.keep_probs(vocab.counts, cfg.sample)
-  tok, sent = sampling.subsample(corpus, keep, cfg.seed, epoch)
+  tok, sent = sampling.subsample(corpus, keep, cfg.seed, epoch, cfg.subsampling)
   if len(tok) == 0:
     raise W2VError(f"--sample={cfg.sample} kept no words in epoch {epoch}: raise --sample or use 0")
   n = len(corpus.tokens)   # a fixed length, so the chunk is compiled once for every epoch
@@ -58,7 +58,8 @@ def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
 
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
-        log_every_s: float = 2.0, checkpoint_every: int = 2000, mesh=None) -> FitResult:
+        log_every_s: float = 2.0, checkpoint_every: int = 2000, mesh=None,
+        on_start: Callable[[dict], None] | None = None) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
 
   The step is engine.select_step(cfg, mesh)'s. With a `mesh` (distributed.make_mesh) its chunk runs
@@ -68,7 +69,9 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   cfg.validate()
   batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                          vocab_size=len(vocab.words))
-  spec = engine.select_step(cfg, mesh)
+  spec = engine.select_step(cfg, mesh, counts=vocab.counts)
+  if on_start is not None:
+    on_start(spec.describe())   # which step runs, and why: before any compilation
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   meta = fingerprint(cfg, vocab, corpus)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
