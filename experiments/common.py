@@ -43,7 +43,10 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_enum("cbow_context_grad", _D.cbow_context_grad, ["sum", "mean"],
                     "CBOW context update: word2vec.c/gensim's (sum) or the exact gradient (mean)")
   flags.DEFINE_enum("optimizer", _D.optimizer, ["word2vec", "sgd", "adam", "adagrad", "rmsprop"],
-                    "word2vec: sparse closed-form SGD (fast); others: jax.grad + optax")
+                    "word2vec: word2vec's sparse SGD (fast); others: that optimiser, on the touched rows or "
+                    "on the whole tables (--optimizer_on)")
+  flags.DEFINE_enum("optimizer_on", _D.optimizer_on, ["rows", "tables"], "rows: per-row state gathered and "
+                    "scattered with the rows, O(rows) a step; tables: jax.grad + optax on the whole [V, D] tables")
   flags.DEFINE_integer("steps_per_call", _D.steps_per_call, "steps per jitted call (lax.scan)")
   flags.DEFINE_enum("sgram_neg_form", _D.sgram_neg_form, ["swapped", "shared", "pairs"],
                     "sgram_neg kernel: word2vec.c's orientation with window-shared negatives (swapped), "
@@ -65,7 +68,7 @@ def define_training_flags(sweep: bool = False) -> None:
 def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
   names = ["epochs", "min_count", "max_vocab_size", "sample", "subsampling", "lr", "batch_size", "seed", "ns_exponent",
-           "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer",
+           "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer", "optimizer_on",
            "steps_per_call", "sgram_neg_form", "layout"]
   values = {n: getattr(FLAGS, n) for n in names}
   values["max_dup"] = FLAGS.max_dup or None   # 0 (or unset) means no cap

@@ -61,7 +61,8 @@ def test_training_learns_the_planted_groups(tmp_path, model):
 
 
 def test_research_path_with_adam_learns_too(tmp_path):
-  vocab, result = _fit(tmp_path, model="sgram_neg", optimizer="adam", lr=0.01)
+  vocab, result = _fit(tmp_path, model="sgram_neg", optimizer="adam", optimizer_on="tables", lr=0.01)
+  assert "research path" in result.engine["step"]
   assert group_purity(vocab.words, np.asarray(result.params.W_in)) > 0.9
 
 

@@ -34,8 +34,8 @@ class TrainConfig:
   max_dup: float | None = 32.0       # cap on a word's summed updates per step (rows.damp_duplicates)
   layout: str = "auto"               # a step's batch: "span", "buckets", "batch"; auto: engine.select_step
   steps_per_call: int = 16           # training steps per jitted call (lax.scan)
-  optimizer: str = "word2vec"        # "word2vec": sparse closed-form SGD (fast path); or an optax
-                                     # optimizer on jax.grad of the mean loss: sgd, adam, adagrad, rmsprop
+  optimizer: str = "word2vec"        # "word2vec": word2vec's sparse SGD; or sgd, adam, adagrad, rmsprop on
+  optimizer_on: str = "rows"         # the touched rows (row_optimizers.py) or the whole tables (optax)
   eval_with: str = "in"              # vectors to evaluate/export: "in" (W_in) or "in+out" (W_in + W_out)
   analogy_method: str = "3cosadd"    # or "3cosmul"
 
@@ -72,7 +72,8 @@ class TrainConfig:
     choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
                "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
                "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS,
-               "subsampling": ("dirty", "clean")}
+               "subsampling": ("dirty", "clean"),
+               "optimizer_on": ("rows", "tables")}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -110,7 +110,9 @@ def place_state(state, mesh: Mesh, vocab_size: int):
 
   def pad(x):
     x = np.asarray(x)
-    return np.pad(x, ((0, rows - vocab_size), (0, 0))) if x.ndim == 2 and x.shape[0] == vocab_size else x
+    if x.ndim >= 1 and x.shape[0] == vocab_size:   # tables, and row optimisers' per-row state
+      return np.pad(x, ((0, rows - vocab_size),) + ((0, 0),) * (x.ndim - 1))
+    return x
   padded = jax.tree.map(pad, state)
   return jax.device_put(padded, state_shardings(padded, mesh))
 
@@ -141,7 +143,7 @@ def to_host(state, vocab_size: int, mesh: Mesh):
   """The placed state as un-padded host arrays, for checkpoints and vectors; no communication when each
   process holds a whole replica (the `vocab` axis within a process: make_mesh's layout for Nv <= local)."""
   rows = padded_vocab(vocab_size, mesh)
-  return jax.tree.map(lambda x: _host(x)[:vocab_size] if x.ndim == 2 and x.shape[0] == rows else _host(x),
+  return jax.tree.map(lambda x: _host(x)[:vocab_size] if x.ndim >= 1 and x.shape[0] == rows else _host(x),
                       state)
 
 
@@ -254,14 +256,13 @@ def _fast_step(spec, mesh: Mesh, span_blocks: int | None = None, window: int = 0
     out = ((rg.out_idx, psum(rg.out_rows)) if spec.model.dense_out else
            (gather(rg.out_idx), gather(rg.out_rows)))
     rg = RowGrads(*in_side, *out)
-    return state._replace(params=spec.update(state.params, rg, lr)), psum(metrics)
+    return spec.update(state, rg, lr), psum(metrics)
 
   if one:   # no collective to write: XLA partitions it all (and trips on a manual size-1 axis)
     return local_step
-  spec_state = step_lib.TrainState(P(), ())
   batch_spec = P(DATA) if span_blocks is None else (P(DATA), P())
-  return jax.shard_map(local_step, mesh=mesh, in_specs=(spec_state, batch_spec, P()),
-                       out_specs=(spec_state, P()), axis_names={DATA})
+  return jax.shard_map(local_step, mesh=mesh, in_specs=(P(), batch_spec, P()), out_specs=(P(), P()),
+                       axis_names={DATA})
 
 
 def _annotated_step(step: Callable, mesh: Mesh, shardings) -> Callable:

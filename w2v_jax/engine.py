@@ -2,8 +2,9 @@
 
 Everything that varies between runs of the same model is decided here and nowhere else:
   the update   word2vec's sparse SGD on the model's rows (`Model.update_rows`: its closed form, its
-               word2vec rule, or autodiff on the rows its batch names), or, with --optimizer, jax.grad of
-               the mean loss over the whole tables and an optax optimizer (the research path);
+               word2vec rule, or autodiff on the rows its batch names); with --optimizer, that optimiser
+               on the touched rows (row_optimizers.py, --optimizer_on=rows, the default) or jax.grad of
+               the mean loss over the whole tables and optax (--optimizer_on=tables, the research path);
   the layout   how a step's B centers reach the step (batches.step_batch):
                  span     one SpanBatch of B + 2W positions: each input row gathered and updated once
                           (models with `span_rows`);
@@ -21,7 +22,7 @@ from typing import Callable, NamedTuple
 
 import optax
 
-from w2v_jax import batches, models, native, rows, step as step_lib
+from w2v_jax import batches, models, native, row_optimizers, rows, step as step_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -37,7 +38,7 @@ class StepSpec(NamedTuple):
   init: Callable     # Params -> step.TrainState
   step: Callable     # (state, batch, lr) -> (state, Metrics), on one device
   rows: Callable | None    # (params, batch) -> ([RowGrads], Metrics) in JAX: a mesh's per-shard half
-  update: Callable | None  # (params, RowGrads, lr) -> params in JAX: a mesh's replicated half
+  update: Callable | None  # (state, RowGrads, lr) -> state in JAX: a mesh's replicated half
   neg_draws: int     # negatives drawn per example (K, or C·K with K per pair)
   model: models.Model
 
@@ -66,7 +67,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   cfg.validate()
   model = configured_model(cfg, counts)
   where = "one device" if mesh is None else "mesh " + ",".join(f"{k}:{v}" for k, v in mesh.shape.items())
-  if cfg.optimizer != "word2vec":
+  if cfg.optimizer != "word2vec" and cfg.optimizer_on == "tables":
     if cfg.layout not in ("auto", "batch"):
       raise W2VError(f"--optimizer={cfg.optimizer} trains on [B, 2W] batches: drop --layout={cfg.layout}")
     init, step = step_lib.make_research_step(model.example_loss, model.per_pair, OPTIMIZERS[cfg.optimizer])
@@ -75,6 +76,9 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
                     f"[V, D] tables (O(V·D) a step), {where}", init, step, None, None, cfg.neg, model)
 
   status = backend_status or native.status()
+  if cfg.optimizer != "word2vec":   # an optimiser on rows: the native kernels do SGD only
+    status = native.Status(False, f"--optimizer={cfg.optimizer} runs on rows in JAX (the native kernels do "
+                                  "word2vec's SGD)")
   fused = native.FUSED_STEPS.get(model.native_step) if model.span_rows is not None else None
   layout = cfg.layout
   if layout == "auto":
@@ -96,7 +100,9 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     raise W2VError(f"--layout=span cannot carry K negatives per pair; use --layout=buckets")
 
   rows_fn = step_lib.make_rows(model.span_rows if layout == "span" else model.update_rows, model.per_pair)
-  update = step_lib.make_update(rows.apply_rows_reference, cfg.max_dup)
+  init, update = step_lib.TrainState, step_lib.make_update(rows.apply_rows_reference, cfg.max_dup)
+  if cfg.optimizer != "word2vec":
+    init, update = row_optimizers.make(cfg.optimizer, cfg.batch_size)
   neg_draws = cfg.neg * 2 * cfg.window if model.negatives_per_slot else cfg.neg
   use_native = status.available and mesh is None
   if use_native and layout == "span" and fused is not None:
@@ -105,13 +111,17 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   elif use_native:
     step = step_lib.make_fast_step(rows_fn, step_lib.make_update(native.apply_rows, cfg.max_dup))
     name, how = f"XLA {_rows_kind(model)} + native row kernel", "XLA computes the rows, the row kernel applies them"
+  elif cfg.optimizer != "word2vec":
+    step = step_lib.make_fast_step(rows_fn, update)
+    name = f"XLA {_rows_kind(model)} + lazy {cfg.optimizer} on the touched rows"
+    how = f"--optimizer={cfg.optimizer} --optimizer_on=rows: O(rows) a step, not O(V·D)"
   else:
     step = step_lib.make_fast_step(rows_fn, update)
     name = f"XLA {_rows_kind(model)} + XLA scatter-add"
     how = ("the native kernels run on one device only; the mesh splits the one-device batches" if mesh is not None
            else status.reason)
   return StepSpec(f"{model.name}: {layout} layout, {name}", layout, use_native, f"{why}; {how}; {where}",
-                  step_lib.TrainState, step, rows_fn, update, neg_draws, model)
+                  init, step, rows_fn, update, neg_draws, model)
 
 
 def make_chunk(spec: StepSpec, cfg: TrainConfig) -> Callable:

@@ -66,20 +66,23 @@ def join(rgs: list[RowGrads]) -> RowGrads:
 
 
 def make_update(apply_rows: Callable, max_dup: float | None) -> Callable:
-  """update(params, rgs, lr) -> params − lr · rows, for a RowGrads or a list of them, each table through
-  apply_rows(table, [(idx, rows), ...], scale, max_dup): rows.apply_rows_reference or the native kernel."""
-  def update(params: Params, rgs, lr) -> Params:
+  """update(state, rgs, lr) -> state with params − lr · rows, for a RowGrads or a list of them, each table
+  through apply_rows(table, [(idx, rows), ...], scale, max_dup): rows.apply_rows_reference or the native
+  kernel. (row_optimizers.make gives the same contract with an optimiser's state.)"""
+  def update(state: TrainState, rgs, lr) -> TrainState:
     rgs = [rgs] if isinstance(rgs, RowGrads) else rgs
-    return Params(apply_rows(params.W_in, [(r.in_idx, r.in_rows) for r in rgs], -lr, max_dup),
-                  apply_rows(params.W_out, [(r.out_idx, r.out_rows) for r in rgs], -lr, max_dup))
+    params = state.params
+    return state._replace(params=Params(
+        apply_rows(params.W_in, [(r.in_idx, r.in_rows) for r in rgs], -lr, max_dup),
+        apply_rows(params.W_out, [(r.out_idx, r.out_rows) for r in rgs], -lr, max_dup)))
   return update
 
 
 def make_fast_step(rows: Callable, update: Callable) -> Callable:
-  """step(state, batch, lr) = update(rows(batch)): word2vec's sparse SGD."""
+  """step(state, batch, lr) = update(state, rows(batch)): sparse SGD, or an optimiser on rows."""
   def step(state: TrainState, batch, lr) -> tuple[TrainState, Metrics]:
     rgs, ms = rows(state.params, batch)
-    return state._replace(params=update(state.params, rgs, lr)), ms
+    return update(state, rgs, lr), ms
   return step
 
 
