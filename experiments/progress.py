@@ -21,7 +21,7 @@ class Progress:
     if not r.get("final") and time.monotonic() - self.last < self.every_s:
       return
     self.last = time.monotonic()
-    text = (f"epoch {r['epoch']} | {100 * r['progress']:5.1f}% | loss {r['loss']:.4f} | "
+    text = (f"epoch {r['epoch']} | {100 * r['progress']:5.1f}% | loss/prediction {r['loss']:.4f} | "
             f"lr {r['lr']:.5f} | {r['words_per_sec'] / 1e3:,.0f}k words/s | ETA {_duration(r['eta_s'])}")
     if self.tty:
       width = 24

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import evaluate, plots, train as train_lib, vectors_io
+from w2v_jax import evaluate, models, plots, train as train_lib, vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -72,8 +72,9 @@ def _run_logger(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict], on
 
 def draw_loss(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict]) -> None:
   tmp = workdir / ".loss.png.tmp.png"
+  uses_neg = models.get(cfg.model).uses_negatives
   plots.loss_curve(history, tmp, cfg.epochs, title=f"{cfg.model}, dim {cfg.dim}, window {cfg.window}"
-                   + (f", neg {cfg.neg}" if cfg.neg else ""))
+                   + (f", neg {cfg.neg}" if uses_neg else ""))
   os.replace(tmp, workdir / "loss.png")   # a watcher never sees half a PNG
 
 

@@ -51,7 +51,8 @@ def configured_model(cfg: TrainConfig, counts=None) -> models.Model:
   """cfg.model under the run's options (cbow_context_grad, sgram_neg_form, neg) and its vocabulary's
   counts [V] (hierarchical softmax builds its tree from them; None where no vocabulary is known yet)."""
   return models.get(cfg.model).configure(cbow_context_grad=cfg.cbow_context_grad,
-                                         sgram_neg_form=cfg.sgram_neg_form, neg=cfg.neg, counts=counts)
+                                         sgram_neg_form=cfg.sgram_neg_form, neg=cfg.neg, counts=counts,
+                                         softmax_prior=cfg.softmax_prior)
 
 
 def _rows_kind(model: models.Model) -> str:

@@ -39,16 +39,42 @@ def _context_mean(params: Params, context, mask):
   return h, n
 
 
-def cbow_example_loss(params: Params, ex: Batch) -> jax.Array:
-  """−log softmax(W_out h)[center], h the mean of the context's input vectors (doc 000)."""
+def _logits(W_out, h, log_prior):
+  """W_out h (+ the fixed log-unigram prior b, see `log_unigram_prior`)."""
+  z = W_out @ h if h.ndim == 1 else h @ W_out.T
+  return z if log_prior is None else z + log_prior.astype(z.dtype)
+
+
+def log_unigram_prior(counts) -> jax.Array:
+  """b_w = log(count_w / Σ count) [V]: the fixed output bias the full-softmax models train with.
+
+  Why. −log softmax(W_out h)[w] is minimised at u_w·h = log p(w | context) + const, and
+  log p(w | c) = PMI(w, c) + log p(w). Without a bias the log p(w) term, the same for every context,
+  must come from the vectors themselves: every h grows a shared component a with u_w·a ≈ log p(w). On
+  the dev corpus that component dominates: after an epoch all input vectors point the same way (mean
+  pairwise cosine 0.96-0.99 over the 2,000 most frequent words, for exact sequential SGD as well as for
+  the minibatch step), so cosine similarity sees only noise, and the loss sits at the unigram entropy
+  (7.7 nats on the shipped corpus; ln V = 9.0). With b_w = log p(w) added to the logits the vectors
+  only have to carry PMI(w, c), the quantity negative sampling's optimum (PMI − log k) carries and the
+  one analogies and word similarity read. The loss is still the negative log-likelihood of a softmax
+  over the V words: the documents' model with a fixed output bias. The gradients are the documents'
+  with ŷ = softmax(W_out h + b). `softmax_prior="none"` trains the documents' model as written.
+  """
+  counts = jnp.asarray(counts, jnp.float32)
+  return jnp.log(counts / jnp.sum(counts))
+
+
+def cbow_example_loss(params: Params, ex: Batch, log_prior=None) -> jax.Array:
+  """−log softmax(W_out h + b)[center], h the mean of the context's input vectors (doc 000; b = 0 there,
+  or the fixed prior of `log_unigram_prior`)."""
   h, n = _context_mean(params, ex.context, ex.mask)
-  loss = -jax.nn.log_softmax(params.W_out @ h)[ex.center]
+  loss = -jax.nn.log_softmax(_logits(params.W_out, h, log_prior))[ex.center]
   return jnp.where(n > 0, loss, 0.0)
 
 
-def sgram_example_loss(params: Params, ex: Batch) -> jax.Array:
-  """−Σ_j m_j log softmax(W_out v_center)[context_j] = −yᵀ log ŷ of doc 001."""
-  log_y_hat = jax.nn.log_softmax(params.W_out @ params.W_in[ex.center])
+def sgram_example_loss(params: Params, ex: Batch, log_prior=None) -> jax.Array:
+  """−Σ_j m_j log softmax(W_out v_center + b)[context_j] = −yᵀ log ŷ of doc 001 (b = 0 there)."""
+  log_y_hat = jax.nn.log_softmax(_logits(params.W_out, params.W_in[ex.center], log_prior))
   return -jnp.sum(ex.mask * log_y_hat[ex.context])
 
 
@@ -111,7 +137,7 @@ def _batch_h(params: Params, batch: Batch):
   return h, n
 
 
-def cbow_row_grads(params: Params, batch: Batch, cbow_context_grad: str):
+def cbow_row_grads(params: Params, batch: Batch, cbow_context_grad: str, log_prior=None):
   """Closed form of doc 000, generalised to a masked context mean.
 
   With z = W_out h, p = softmax(z) and e = p − onehot(center) (doc 000's `da2 = Z − y`):
@@ -125,7 +151,7 @@ def cbow_row_grads(params: Params, batch: Batch, cbow_context_grad: str):
   """
   h, n = _batch_h(params, batch)
   valid = (n > 0).astype(h.dtype)
-  logits = h @ params.W_out.T                                                # [B, V]
+  logits = _logits(params.W_out, h, log_prior)                               # [B, V]
   loss = valid * (jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(
       logits, batch.center[:, None], axis=1)[:, 0])
   e = valid[:, None] * (jax.nn.softmax(logits, axis=1)
@@ -135,7 +161,7 @@ def cbow_row_grads(params: Params, batch: Batch, cbow_context_grad: str):
   return loss, RowGrads(in_idx, in_rows, jnp.arange(V), e.T @ h)
 
 
-def sgram_row_grads(params: Params, batch: Batch):
+def sgram_row_grads(params: Params, batch: Batch, log_prior=None):
   """Closed form of doc 001, with its slip in ∂J/∂v_center corrected.
 
   y = Σ_j m_j onehot(context_j) (repeats add), C = Σ_w y_w = n, ŷ = softmax(W_out v_center):
@@ -147,7 +173,7 @@ def sgram_row_grads(params: Params, batch: Batch):
   """
   h = params.W_in[batch.center]                                              # [B, D]
   n = jnp.sum(batch.mask, axis=1)
-  logits = h @ params.W_out.T                                                # [B, V]
+  logits = _logits(params.W_out, h, log_prior)                               # [B, V]
   V = logits.shape[1]
   y = jnp.zeros_like(logits).at[jnp.arange(logits.shape[0])[:, None], batch.context].add(batch.mask)
   loss = n * jax.nn.logsumexp(logits, axis=1) - jnp.sum(y * logits, axis=1)

@@ -108,20 +108,57 @@ class Model(NamedTuple):
     return self if self.configure_fn is None else self.configure_fn(self, **options)
 
 
+_SLOTS = ("center", "context", "negatives")
+
+
+def read_slots(example_loss: Callable, C: int = 4, K: int = 3, D: int = 3) -> tuple[tuple[bool, ...], ...]:
+  """Which (table, slot group) blocks the loss reads: ((W_in at center, context, negatives), (W_out at
+  ...)). Probed once per loss from the gradient of one random example with distinct ids and random
+  tables (a block read with a zero derivative there is missed with probability zero)."""
+  rng = np.random.default_rng(0)
+  ex = Batch(jnp.int32(0), jnp.arange(1, C + 1, dtype=jnp.int32), jnp.ones((C,), jnp.float32),
+             jnp.arange(C + 1, C + K + 1, dtype=jnp.int32))
+  params = Params(*(jnp.asarray(rng.normal(size=(1 + C + K, D)), jnp.float32) for _ in range(2)))
+  g = jax.grad(example_loss)(params, ex)
+  spans = (slice(0, 1), slice(1, C + 1), slice(C + 1, C + K + 1))
+  return tuple(tuple(bool(np.any(np.asarray(t)[sl] != 0)) for sl in spans) for t in g)
+
+
 def autodiff_row_grads(example_loss: Callable) -> Callable:
-  """(params, batch) -> (loss [B], RowGrads) by jax.grad on the rows the batch names (module docstring)."""
+  """(params, batch) -> (loss [B], RowGrads) by jax.grad on the rows the batch names (module docstring).
+
+  Only the blocks the loss reads (`read_slots`) are gathered and returned: skip-gram reads W_in at the
+  center and W_out at the context and negatives, so it costs 1 + C + K rows per example, as its closed form."""
+  reads = None
+
   def row_grads(params: Params, batch: Batch):
+    nonlocal reads
+    if reads is None:
+      with jax.ensure_compile_time_eval():   # a probe on concrete arrays, even while a step is traced
+        reads = read_slots(example_loss)
     B, C = batch.context.shape
     K = batch.negatives.shape[1]
-    ids = jnp.concatenate([batch.center[:, None], batch.context, batch.negatives], axis=1)   # [B, 1+C+K]
+    D = params.W_in.shape[1]
+    groups = (batch.center[:, None], batch.context, batch.negatives)           # [B, 1], [B, C], [B, K]
+    ids = jnp.concatenate(groups, axis=1)                                      # [B, 1+C+K]
     local = (jnp.int32(0), jnp.arange(1, C + 1, dtype=jnp.int32), jnp.arange(C + 1, C + K + 1, dtype=jnp.int32))
+
+    def gather(table, read):   # [B, 1+C+K, D]: the rows the loss reads, zeros for the blocks it does not
+      return jnp.concatenate([table[g] if r else jnp.zeros(g.shape + (D,), table.dtype)
+                              for g, r in zip(groups, read)], axis=1)
 
     def one(rows_in, rows_out, mask):   # one example on its own 1 + C + K rows of each table
       ex = Batch(local[0], local[1], mask, local[2])
       return jax.value_and_grad(example_loss)(Params(rows_in, rows_out), ex)
-    loss, g = jax.vmap(one)(params.W_in[ids], params.W_out[ids], batch.mask)
-    flat, D = ids.reshape(-1), params.W_in.shape[1]
-    return loss, RowGrads(flat, g.W_in.reshape(-1, D), flat, g.W_out.reshape(-1, D))
+    loss, g = jax.vmap(one)(gather(params.W_in, reads[0]), gather(params.W_out, reads[1]), batch.mask)
+
+    def rows(grad, read):   # the read blocks' ids and gradient rows, flattened
+      cols = np.concatenate([np.arange(sl.start, sl.stop) for sl, r in zip(
+          (slice(0, 1), slice(1, C + 1), slice(C + 1, C + K + 1)), read) if r]).astype(np.int32)
+      if cols.size == 0:
+        return jnp.zeros((0,), jnp.int32), jnp.zeros((0, D), grad.dtype)
+      return ids[:, cols].reshape(-1), grad[:, cols].reshape(-1, D)
+    return loss, RowGrads(*rows(g.W_in, reads[0]), *rows(g.W_out, reads[1]))
   return row_grads
 
 
@@ -216,14 +253,38 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
 
 # ----------------------------------------------------------------------------- the built-in models
 
-def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", **_) -> Model:
+def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: str) -> Model:
+  """A full-softmax model with the fixed log-unigram output bias (losses.log_unigram_prior) when the
+  vocabulary's counts are known and softmax_prior is "unigram"; the documents' model otherwise."""
+  if softmax_prior not in SOFTMAX_PRIORS:
+    raise W2VError(f"softmax_prior must be one of {', '.join(SOFTMAX_PRIORS)}, got {softmax_prior!r}")
+  if counts is None or softmax_prior == "none":
+    return model
+  prior = losses.log_unigram_prior(counts)
+  return model._replace(example_loss=functools.partial(example_loss, log_prior=prior),
+                        row_grads=functools.partial(row_grads, log_prior=prior))
+
+
+SOFTMAX_PRIORS = ("unigram", "none")
+
+
+def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", counts=None, softmax_prior="unigram",
+                    **_) -> Model:
   """CBOW under word2vec's context rule ("sum", word2vec.c and gensim) or the exact gradient ("mean")."""
   losses.check_context_grad(cbow_context_grad)
-  return model._replace(train_rows=functools.partial(losses.cbow_row_grads, cbow_context_grad=cbow_context_grad))
+  model = _with_prior(model, losses.cbow_example_loss,
+                      functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"), counts, softmax_prior)
+  prior = model.row_grads.keywords.get("log_prior") if isinstance(model.row_grads, functools.partial) else None
+  return model._replace(train_rows=functools.partial(losses.cbow_row_grads, cbow_context_grad=cbow_context_grad,
+                                                     log_prior=prior))
+
+
+def _configure_sgram(model: Model, *, counts=None, softmax_prior="unigram", **_) -> Model:
+  return _with_prior(model, losses.sgram_example_loss, losses.sgram_row_grads, counts, softmax_prior)
 
 
 def _configure_cbow_neg(model: Model, *, cbow_context_grad: str = "sum", **_) -> Model:
-  model = _configure_cbow(model, cbow_context_grad=cbow_context_grad)
+  losses.check_context_grad(cbow_context_grad)
   return model._replace(
       train_rows=functools.partial(losses.cbow_neg_row_grads, cbow_context_grad=cbow_context_grad),
       span_rows=functools.partial(rewrites.cbow_neg_span_row_grads, cbow_context_grad=cbow_context_grad),
@@ -253,6 +314,7 @@ register("cbow", losses.cbow_example_loss,
 register("cbow_neg", losses.cbow_neg_example_loss,
          functools.partial(losses.cbow_neg_row_grads, cbow_context_grad="mean"),
          per_pair=False, configure_fn=_configure_cbow_neg)
-register("sgram", losses.sgram_example_loss, losses.sgram_row_grads, uses_negatives=False, dense_out=True)
+register("sgram", losses.sgram_example_loss, losses.sgram_row_grads, uses_negatives=False, dense_out=True,
+         configure_fn=_configure_sgram)
 register("sgram_neg", losses.sgram_neg_example_loss, losses.sgram_neg_row_grads,
          configure_fn=_configure_sgram_neg)
