@@ -1,12 +1,17 @@
-"""Atomic checkpoints: the train state's leaves plus where the run stands, one .npz (atomic.write_atomic)."""
+"""Atomic checkpoints: the train state's leaves plus where the run stands, one .npz (atomic.write_atomic).
+
+`Writer` writes them on a background thread, so that training does not wait for the disk: the state is
+copied to host memory first (the only part the training loop waits for), then compressed-free .npz
+writing, fsync and the atomic rename happen while the next steps run. One write is in flight at most.
+"""
 import json
 import os
 import pathlib
+import threading
 from typing import NamedTuple
 
-import numpy as np
-
 import jax
+import numpy as np
 
 from w2v_jax.atomic import write_atomic
 from w2v_jax.errors import W2VError
@@ -42,3 +47,33 @@ def load(workdir: str | os.PathLike) -> tuple[list[np.ndarray], Position, dict] 
               json.loads(str(z["meta"])))
   except (OSError, ValueError, KeyError) as e:
     raise W2VError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from None
+
+
+class Writer:
+  """Background checkpoint writes: `save` copies the state to the host and returns; `wait` joins the
+  write in flight and re-raises its error, if any."""
+
+  def __init__(self):
+    self._thread: threading.Thread | None = None
+    self._error: BaseException | None = None
+
+  def save(self, workdir, state, position: Position, meta: dict) -> None:
+    self.wait()
+    host = jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(state))   # off the device now
+
+    def write():
+      try:
+        save(workdir, host, position, meta)
+      except BaseException as e:   # surfaced by the next wait()
+        self._error = e
+    self._thread = threading.Thread(target=write, name="w2v-checkpoint", daemon=False)
+    self._thread.start()
+
+  def wait(self, quiet: bool = False) -> None:
+    if self._thread is not None:
+      self._thread.join()
+      self._thread = None
+    if self._error is not None:
+      error, self._error = self._error, None
+      if not quiet:
+        raise error

@@ -128,44 +128,51 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
       on_log(record)
     t_log, words_log = now, words
 
+  writer = checkpoint.Writer()
+
   def save(epoch, step, steps):
     if workdir is not None:
       where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
       saved = host_state()   # with a mesh: gathered on every process, written by process 0
       if jax.process_index() == 0:
-        checkpoint.save(workdir, saved, where, {"fingerprint": meta})
+        writer.save(workdir, saved, where, {"fingerprint": meta})   # written in the background
 
-  epoch, first, steps = position.epoch, position.step, 1
-  for epoch in range(position.epoch, cfg.epochs):
-    data = (epoch_data(cfg, vocab, corpus, epoch) if mesh is None
-            else distributed.epoch_data(cfg, vocab, corpus, epoch, mesh))
-    steps = int(data.steps)
-    first = position.step if epoch == position.epoch else 0
-    if words_start is None:
-      words_start = words_log = words_at(epoch, first, steps)
-    while first < steps:
-      t_call = time.perf_counter()
-      state, m = chunk(state, data, jnp.int32(first))
-      acc = jax.tree.map(jnp.add, acc, m)
-      first += cfg.steps_per_call
-      calls += 1
-      if calls <= 2:   # the first call's excess over the second (steady) one is compilation
-        jax.block_until_ready(m)
-        compile_s += (1 if calls == 1 else -1) * (time.perf_counter() - t_call)
-      stop = should_stop()
-      ckpt_due = workdir is not None and (calls * cfg.steps_per_call) % checkpoint_every < cfg.steps_per_call
-      if stop or ckpt_due or time.perf_counter() - t_log >= log_every_s:
-        check_and_log(epoch, first, steps)   # raises Diverged before a bad checkpoint is written
-        if stop or ckpt_due:
-          save(epoch, first, steps)
-      if stop:
-        status = "interrupted"
+  try:
+    epoch, first, steps = position.epoch, position.step, 1
+    for epoch in range(position.epoch, cfg.epochs):
+      data = (epoch_data(cfg, vocab, corpus, epoch) if mesh is None
+              else distributed.epoch_data(cfg, vocab, corpus, epoch, mesh))
+      steps = int(data.steps)
+      first = position.step if epoch == position.epoch else 0
+      if words_start is None:
+        words_start = words_log = words_at(epoch, first, steps)
+      while first < steps:
+        t_call = time.perf_counter()
+        state, m = chunk(state, data, jnp.int32(first))
+        acc = jax.tree.map(jnp.add, acc, m)
+        first += cfg.steps_per_call
+        calls += 1
+        if calls <= 2:   # the first call's excess over the second (steady) one is compilation
+          jax.block_until_ready(m)
+          compile_s += (1 if calls == 1 else -1) * (time.perf_counter() - t_call)
+        stop = should_stop()
+        ckpt_due = workdir is not None and (calls * cfg.steps_per_call) % checkpoint_every < cfg.steps_per_call
+        if stop or ckpt_due or time.perf_counter() - t_log >= log_every_s:
+          check_and_log(epoch, first, steps)   # raises Diverged before a bad checkpoint is written
+          if stop or ckpt_due:
+            save(epoch, first, steps)
+        if stop:
+          status = "interrupted"
+          break
+      if status == "interrupted":
         break
-    if status == "interrupted":
-      break
-  if status == "finished":
-    check_and_log(epoch, first, steps, final=True)
-    save(cfg.epochs, 0, 1)
+    if status == "finished":
+      check_and_log(epoch, first, steps, final=True)
+      save(cfg.epochs, 0, 1)
+  except BaseException:
+    writer.wait(quiet=True)   # the last good checkpoint is on disk before the error leaves
+    raise
+  writer.wait()
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
   return FitResult(host_state().params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
