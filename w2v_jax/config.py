@@ -5,9 +5,6 @@ import json
 from w2v_jax import models
 from w2v_jax.errors import W2VError
 
-# word2vec.c's default starting learning rates (-alpha): 0.025 for skip-gram, 0.05 for CBOW; a registered
-# model without an entry starts at 0.025.
-DEFAULT_LR = {"cbow": 0.05, "cbow_neg": 0.05, "sgram": 0.025, "sgram_neg": 0.025}
 LAYOUTS = ("auto", "span", "buckets", "batch")
 
 
@@ -23,14 +20,15 @@ class TrainConfig:
   max_vocab_size: int | None = None
   sample: float = 1e-3
   subsampling: str = "dirty"         # "dirty": drop words before windowing (word2vec.c); "clean": keep holes
-  lr: float | None = None            # None: DEFAULT_LR[model]
+  lr: float | None = None            # None: the model's default_lr (word2vec.c's: 0.025 skip-gram, 0.05 CBOW)
   min_lr_ratio: float = 1e-4         # lr decays linearly to lr * min_lr_ratio, as word2vec.c
   batch_size: int = 1024
   seed: int = 0
   ns_exponent: float = 0.75
   reduced_window: bool = True
   cbow_context_grad: str = "sum"     # "sum": word2vec.c/gensim rule; "mean": the exact gradient
-  softmax_prior: str = "unigram"     # cbow, sgram: a fixed log-unigram output bias (losses.log_unigram_prior)
+  softmax_prior: str = "auto"        # cbow, sgram: a fixed log-unigram output bias (losses.log_unigram_prior):
+                                     # "unigram", "none", or "auto" (the model's choice: sgram yes, cbow no)
   sgram_neg_form: str = "swapped"    # sgram_neg's training form: "swapped" | "shared" | "pairs" (models.py)
   max_dup: float | None = 32.0       # cap on a word's summed updates per step (rows.damp_duplicates)
   layout: str = "auto"               # a step's batch: "span", "buckets", "batch"; auto: engine.select_step
@@ -42,7 +40,7 @@ class TrainConfig:
 
   @property
   def learning_rate(self) -> float:
-    return DEFAULT_LR.get(self.model, 0.025) if self.lr is None else self.lr
+    return models.get(self.model).default_lr if self.lr is None else self.lr
 
   def validate(self) -> "TrainConfig":
     """Raises W2VError naming the setting to change; returns self."""
@@ -74,7 +72,7 @@ class TrainConfig:
                "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
                "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS,
                "subsampling": ("dirty", "clean"),
-               "optimizer_on": ("rows", "tables"), "softmax_prior": ("unigram", "none")}
+               "optimizer_on": ("rows", "tables"), "softmax_prior": ("auto", "unigram", "none")}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -104,7 +104,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   init, update = step_lib.TrainState, step_lib.make_update(rows.apply_rows_reference, cfg.max_dup)
   if cfg.optimizer != "word2vec":
     init, update = row_optimizers.make(cfg.optimizer, cfg.batch_size)
-  neg_draws = cfg.neg * 2 * cfg.window if model.negatives_per_slot else cfg.neg
+  neg_draws = (cfg.neg * 2 * cfg.window if model.negatives_per_slot else cfg.neg) if model.uses_negatives else 0
   use_native = status.available and mesh is None
   if use_native and layout == "span" and fused is not None:
     step = step_lib.make_fused_step(fused, dict(model.native_options), cfg.max_dup, model.per_pair)

@@ -54,6 +54,8 @@ class Model(NamedTuple):
   native_step, native_options: the name and attributes of a fused CPU kernel doing the whole span step
     (native.FUSED_STEPS); the engine runs it where the native backend is built.
   negatives_per_slot: the batch must carry K negatives per context slot (C·K per example).
+  default_lr: the starting learning rate when a run gives none (word2vec.c's -alpha: 0.025 skip-gram,
+    0.05 CBOW).
   configure_fn: (model, **options) -> Model, the model under the run's options (cbow_context_grad,
     sgram_neg_form, neg, counts: the vocabulary's counts [V] or None); options it does not know are
     ignored. Called by engine.select_step and check_gradients through `Model.configure`.
@@ -69,6 +71,7 @@ class Model(NamedTuple):
   native_step: str | None = None
   native_options: tuple = ()
   negatives_per_slot: bool = False
+  default_lr: float = 0.025
   configure_fn: Callable | None = None
 
   @property
@@ -253,11 +256,13 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
 
 # ----------------------------------------------------------------------------- the built-in models
 
-def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: str) -> Model:
+def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: str, auto: str) -> Model:
   """A full-softmax model with the fixed log-unigram output bias (losses.log_unigram_prior) when the
-  vocabulary's counts are known and softmax_prior is "unigram"; the documents' model otherwise."""
+  vocabulary's counts are known and softmax_prior is "unigram" ("auto": the model's own choice, `auto`);
+  the documents' model otherwise."""
   if softmax_prior not in SOFTMAX_PRIORS:
     raise W2VError(f"softmax_prior must be one of {', '.join(SOFTMAX_PRIORS)}, got {softmax_prior!r}")
+  softmax_prior = auto if softmax_prior == "auto" else softmax_prior
   if counts is None or softmax_prior == "none":
     return model
   prior = losses.log_unigram_prior(counts)
@@ -265,22 +270,26 @@ def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: st
                         row_grads=functools.partial(row_grads, log_prior=prior))
 
 
-SOFTMAX_PRIORS = ("unigram", "none")
+SOFTMAX_PRIORS = ("auto", "unigram", "none")
 
 
-def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", counts=None, softmax_prior="unigram",
+def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", counts=None, softmax_prior="auto",
                     **_) -> Model:
-  """CBOW under word2vec's context rule ("sum", word2vec.c and gensim) or the exact gradient ("mean")."""
+  """CBOW under word2vec's context rule ("sum", word2vec.c and gensim) or the exact gradient ("mean").
+  Without the prior by default: with it, CBOW measured worse (README, "The full-softmax models")."""
   losses.check_context_grad(cbow_context_grad)
   model = _with_prior(model, losses.cbow_example_loss,
-                      functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"), counts, softmax_prior)
+                      functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"), counts, softmax_prior,
+                      auto="none")
   prior = model.row_grads.keywords.get("log_prior") if isinstance(model.row_grads, functools.partial) else None
   return model._replace(train_rows=functools.partial(losses.cbow_row_grads, cbow_context_grad=cbow_context_grad,
                                                      log_prior=prior))
 
 
-def _configure_sgram(model: Model, *, counts=None, softmax_prior="unigram", **_) -> Model:
-  return _with_prior(model, losses.sgram_example_loss, losses.sgram_row_grads, counts, softmax_prior)
+def _configure_sgram(model: Model, *, counts=None, softmax_prior="auto", **_) -> Model:
+  """Skip-gram with the prior by default: without it, lr 0.025 diverges and lower rates learn less."""
+  return _with_prior(model, losses.sgram_example_loss, losses.sgram_row_grads, counts, softmax_prior,
+                     auto="unigram")
 
 
 def _configure_cbow_neg(model: Model, *, cbow_context_grad: str = "sum", **_) -> Model:
@@ -310,10 +319,10 @@ def _configure_sgram_neg(model: Model, *, sgram_neg_form: str = "swapped", neg: 
 
 register("cbow", losses.cbow_example_loss,
          functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"),
-         per_pair=False, uses_negatives=False, dense_out=True, configure_fn=_configure_cbow)
+         per_pair=False, uses_negatives=False, dense_out=True, default_lr=0.05, configure_fn=_configure_cbow)
 register("cbow_neg", losses.cbow_neg_example_loss,
          functools.partial(losses.cbow_neg_row_grads, cbow_context_grad="mean"),
-         per_pair=False, configure_fn=_configure_cbow_neg)
+         per_pair=False, default_lr=0.05, configure_fn=_configure_cbow_neg)
 register("sgram", losses.sgram_example_loss, losses.sgram_row_grads, uses_negatives=False, dense_out=True,
          configure_fn=_configure_sgram)
 register("sgram_neg", losses.sgram_neg_example_loss, losses.sgram_neg_row_grads,
