@@ -55,7 +55,7 @@ def main():
   vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
   if args.no_native:
     os.environ["W2V_JAX_NATIVE"] = "0"   # read when the kernel is first needed, at tracing
-  spec = engine.select_step(cfg)   # as train.fit without a mesh
+  spec = engine.select_step(cfg, counts=vocab.counts)   # as train.fit without a mesh
   print(f"step: {spec.name} -- {spec.reason}")
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))

@@ -120,7 +120,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     step = step_lib.make_fast_step(rows_fn, update)
     name = f"XLA {_rows_kind(model)} + XLA scatter-add"
     how = ("the native kernels run on one device only; the mesh splits the one-device batches" if mesh is not None
-           else status.reason)
+           else "XLA does the whole step" if status.reason in why else status.reason)
   return StepSpec(f"{model.name}: {layout} layout, {name}", layout, use_native, f"{why}; {how}; {where}",
                   init, step, rows_fn, update, neg_draws, model)
 
