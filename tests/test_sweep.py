@@ -74,7 +74,7 @@ def test_grid_gives_one_row_per_run_with_its_settings(done):
   assert [json.loads(line) for line in open(workdir / "results.jsonl")] == rows
   assert sum(line.startswith("| ") for line in open(workdir / "results.md")) == 1 + len(rows)
   assert sorted(p.name for p in (workdir / "plots").iterdir()) == sorted(
-      f"{m}_vs_{x}.png" for m in ("analogy", "ws353", "words_per_sec") for x in ("window", "neg"))
+      f"{m}_vs_{x}.png" for m in ("analogy", "ws353", "simlex999", "words_per_sec") for x in ("window", "neg"))
 
 
 def test_rerun_skips_every_finished_run(done, monkeypatch):
