@@ -73,6 +73,11 @@ def _print_table(header, rows):
     print(f"{label:<{width}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, cols)))
 
 
+def run():
+  """The console script `w2v-evaluate`."""
+  app.run(common.run_main(main))
+
+
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
@@ -95,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(common.run_main(main))
+  run()
