@@ -12,19 +12,10 @@ def random_params(rng, V, D, dtype=np.float64):
 
 
 def awkward_batch(rng, V, B, C, K, dtype=np.float64):
-  """A batch with repeated words, a negative equal to the positive, padding, and an empty example."""
-  center = rng.integers(0, V, size=B)
-  context = rng.integers(0, min(V, 4), size=(B, C))        # few distinct ids -> many repeats
-  mask = (rng.random((B, C)) < 0.7).astype(dtype)
-  mask[0] = 0.0                                            # fully masked example
-  mask[1] = 1.0                                            # fully populated example
-  negatives = rng.integers(0, V, size=(B, K))
-  if K:
-    negatives[2 % B, 0] = center[2 % B]                    # negative == positive (center / cbow target)
-    negatives[3 % B, :] = context[3 % B, 0]                # negative == a context word (sgram positive)
-  center[4 % B] = center[5 % B]                            # repeated centers
-  return Batch(jnp.asarray(center, jnp.int32), jnp.asarray(context, jnp.int32),
-               jnp.asarray(mask, dtype), jnp.asarray(negatives, jnp.int32))
+  """A batch with repeated words, a negative equal to the positive, padding, and an empty example: the
+  batch the public gradient checker uses (models.random_check_batch)."""
+  from w2v_jax import models
+  return models.random_check_batch(rng, V, B, C, K, dtype)
 
 
 def planted_corpus(path, *, groups=4, words_per_group=12, sentences=600, length=12, seed=0):
