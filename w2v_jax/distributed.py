@@ -213,7 +213,7 @@ def _split(batch, parts: int, fill_id: int):
   def split(b: Batch) -> Batch:
     pad = -b.center.shape[0] % parts
     return jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), constant_values=(
-        fill_id if jnp.issubdtype(x.dtype, jnp.integer) else 0)).reshape(parts, -1, *x.shape[1:]), b)
+        fill_id if jnp.issubdtype(x.dtype, jnp.integer) else 0)).reshape(parts, (x.shape[0] + pad) // parts, *x.shape[1:]), b)
   return jax.tree.map(split, batch, is_leaf=lambda x: isinstance(x, Batch))
 
 

@@ -18,8 +18,11 @@ from w2v_jax.errors import W2VError
 from w2v_jax.types import Params
 
 
+BLOWUP = 50.0   # an interval loss this many times the first one is a divergence, finite or not
+
+
 class Diverged(W2VError):
-  """The loss became non-finite; the last good checkpoint was kept."""
+  """The loss became non-finite, or blew up; the last good checkpoint was kept."""
 
 
 @dataclasses.dataclass
@@ -114,6 +117,13 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
                      f"--lr={cfg.learning_rate}: lower --lr (the last good checkpoint was kept)")
     if m.examples == 0:
       return
+    # A finite loss can have blown up too (seen: 2e23 per pair after a few epochs of sgram_neg at K = 15):
+    # far above where the run started, it is stopped the same way, before a checkpoint of it is written.
+    first = history[0]["loss"] if history else None
+    if first is not None and loss > BLOWUP * max(first, 1.0):
+      raise Diverged(f"the loss blew up in epoch {epoch + 1} near step {step} ({first:.3g} per prediction at "
+                     f"the start, {loss:.3g} now) with --lr={cfg.learning_rate}: lower --lr (the last good "
+                     "checkpoint was kept)")
     now, words = time.perf_counter(), words_at(epoch, step, steps)
     progress = words / (raw_words * cfg.epochs)
     rate = (words - words_log) / max(now - t_log, 1e-9)
