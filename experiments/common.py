@@ -40,9 +40,8 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_bool("reduced_window", _D.reduced_window, "draw each center's window b from 1..W")
   flags.DEFINE_enum("eval_with", _D.eval_with, ["in", "in+out"], "vectors: W_in, or W_in + W_out")
   flags.DEFINE_enum("analogy_method", _D.analogy_method, ["3cosadd", "3cosmul"], "analogy rule")
-  flags.DEFINE_enum("softmax_prior", _D.softmax_prior, ["auto", "unigram", "none"], "cbow and sgram: a "
-                    "fixed log-unigram output bias (so vectors carry PMI, not frequency), none (docs 000/001), "
-                    "or auto (the model's measured choice: sgram unigram, cbow none)")
+  flags.DEFINE_enum("softmax_prior", _D.softmax_prior, ["unigram", "none"], "cbow and sgram: a fixed "
+                    "log-unigram output bias (so vectors carry PMI, not frequency), or none (docs 000/001)")
   flags.DEFINE_enum("cbow_context_grad", _D.cbow_context_grad, ["sum", "mean"],
                     "CBOW context update: word2vec.c/gensim's (sum) or the exact gradient (mean)")
   flags.DEFINE_enum("optimizer", _D.optimizer, ["word2vec", "sgd", "adam", "adagrad", "rmsprop"],

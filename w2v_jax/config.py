@@ -27,8 +27,8 @@ class TrainConfig:
   ns_exponent: float = 0.75
   reduced_window: bool = True
   cbow_context_grad: str = "sum"     # "sum": word2vec.c/gensim rule; "mean": the exact gradient
-  softmax_prior: str = "auto"        # cbow, sgram: a fixed log-unigram output bias (losses.log_unigram_prior):
-                                     # "unigram", "none", or "auto" (the model's choice: sgram yes, cbow no)
+  softmax_prior: str = "unigram"     # cbow, sgram: a fixed log-unigram output bias (losses.log_unigram_prior),
+                                     # or "none" (docs 000/001 as written)
   sgram_neg_form: str = "swapped"    # sgram_neg's training form: "swapped" | "shared" | "pairs" (models.py)
   max_dup: float | None = 32.0       # cap on a word's summed updates per step (rows.damp_duplicates)
   layout: str = "auto"               # a step's batch: "span", "buckets", "batch"; auto: engine.select_step
@@ -72,7 +72,7 @@ class TrainConfig:
                "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
                "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS,
                "subsampling": ("dirty", "clean"),
-               "optimizer_on": ("rows", "tables"), "softmax_prior": ("auto", "unigram", "none")}
+               "optimizer_on": ("rows", "tables"), "softmax_prior": ("unigram", "none")}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

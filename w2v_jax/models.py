@@ -256,13 +256,11 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
 
 # ----------------------------------------------------------------------------- the built-in models
 
-def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: str, auto: str) -> Model:
+def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: str) -> Model:
   """A full-softmax model with the fixed log-unigram output bias (losses.log_unigram_prior) when the
-  vocabulary's counts are known and softmax_prior is "unigram" ("auto": the model's own choice, `auto`);
-  the documents' model otherwise."""
+  vocabulary's counts are known and softmax_prior is "unigram"; the documents' model otherwise."""
   if softmax_prior not in SOFTMAX_PRIORS:
     raise W2VError(f"softmax_prior must be one of {', '.join(SOFTMAX_PRIORS)}, got {softmax_prior!r}")
-  softmax_prior = auto if softmax_prior == "auto" else softmax_prior
   if counts is None or softmax_prior == "none":
     return model
   prior = losses.log_unigram_prior(counts)
@@ -270,28 +268,25 @@ def _with_prior(model: Model, example_loss, row_grads, counts, softmax_prior: st
                         row_grads=functools.partial(row_grads, log_prior=prior))
 
 
-SOFTMAX_PRIORS = ("auto", "unigram", "none")
+SOFTMAX_PRIORS = ("unigram", "none")
 
 
-def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", counts=None, softmax_prior="auto",
+def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", counts=None, softmax_prior="unigram",
                     **_) -> Model:
-  """CBOW under word2vec's context rule ("sum", word2vec.c and gensim) or the exact gradient ("mean").
-  Without the prior by default: with it, CBOW measured worse (README, "The full-softmax models")."""
+  """CBOW under word2vec's context rule ("sum", word2vec.c and gensim) or the exact gradient ("mean")."""
   losses.check_context_grad(cbow_context_grad)
   model = _with_prior(model, losses.cbow_example_loss,
-                      functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"), counts, softmax_prior,
-                      auto="none")
+                      functools.partial(losses.cbow_row_grads, cbow_context_grad="mean"), counts, softmax_prior)
   prior = model.row_grads.keywords.get("log_prior") if isinstance(model.row_grads, functools.partial) else None
   return model._replace(train_rows=functools.partial(losses.cbow_row_grads, cbow_context_grad=cbow_context_grad,
                                                      log_prior=prior))
 
 
-def _configure_sgram(model: Model, *, counts=None, softmax_prior="auto", **_) -> Model:
+def _configure_sgram(model: Model, *, counts=None, softmax_prior="unigram", **_) -> Model:
   """Skip-gram with the prior by default: without it, lr 0.025 diverges in the first epoch and 0.0125
   learns less. Its default lr is half word2vec.c's 0.025, which blew up within 5 epochs even with the
   prior (README, "The full-softmax models")."""
-  return _with_prior(model, losses.sgram_example_loss, losses.sgram_row_grads, counts, softmax_prior,
-                     auto="unigram")
+  return _with_prior(model, losses.sgram_example_loss, losses.sgram_row_grads, counts, softmax_prior)
 
 
 def _configure_cbow_neg(model: Model, *, cbow_context_grad: str = "sum", **_) -> Model:
