@@ -33,7 +33,8 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_float("sample", _D.sample, "subsampling threshold s; 0 switches it off")
   flags.DEFINE_enum("subsampling", _D.subsampling, ["dirty", "clean"], "dirty: drop subsampled words "
                     "before windowing (word2vec.c); clean: keep their positions (Levy et al. 2015)")
-  flags.DEFINE_float("lr", None, "starting learning rate; default the model's (0.025 skip-gram, 0.05 CBOW)")
+  flags.DEFINE_float("lr", None, "starting learning rate; default the model's (0.025 skip-gram, 0.05 CBOW, "
+                     "0.0125 sgram)")
   flags.DEFINE_integer("batch_size", _D.batch_size, "centers per step B")
   flags.DEFINE_integer("seed", _D.seed, "seed: same flags + seed give identical vectors on the CPU")
   flags.DEFINE_float("ns_exponent", _D.ns_exponent, "noise distribution exponent (context smoothing)")
