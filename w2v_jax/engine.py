@@ -74,7 +74,8 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     init, step = step_lib.make_research_step(model.example_loss, model.per_pair, OPTIMIZERS[cfg.optimizer])
     return StepSpec(f"{model.name}: research path, jax.grad + optax.{cfg.optimizer}, batch layout, XLA",
                     "batch", False, f"--optimizer={cfg.optimizer}: autodiff of the mean loss over the whole "
-                    f"[V, D] tables (O(V·D) a step), {where}", init, step, None, None, cfg.neg, model)
+                    f"[V, D] tables (O(V·D) a step), {where}", init, step, None, None,
+                    cfg.neg if model.uses_negatives else 0, model)
 
   status = backend_status or native.status()
   if cfg.optimizer != "word2vec":   # an optimiser on rows: the native kernels do SGD only
@@ -98,7 +99,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     if layout == "buckets" and not cfg.reduced_window:
       raise W2VError("--layout=buckets groups centers by their drawn window size: it needs --reduced_window")
   if layout == "span" and model.negatives_per_slot:
-    raise W2VError(f"--layout=span cannot carry K negatives per pair; use --layout=buckets")
+    raise W2VError("--layout=span cannot carry K negatives per pair; use --layout=buckets")
 
   rows_fn = step_lib.make_rows(model.span_rows if layout == "span" else model.update_rows, model.per_pair)
   init, update = step_lib.TrainState, step_lib.make_update(rows.apply_rows_reference, cfg.max_dup)
