@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import threading
 from typing import Callable
 
 import jax
@@ -58,13 +59,31 @@ def evaluate_vectors(words: list[str], vectors: np.ndarray, method: str = "3cosa
           "simlex999": evaluate.word_similarity(words, vectors, path=evaluate.SIMLEX_PATH)}
 
 
-def _run_logger(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict], on_log):
+class _Plotter:
+  """Redraws loss.png on a background thread, so training does not wait for matplotlib; a redraw that
+  finds the previous one still drawing waits for it (the PNG always shows the latest records)."""
+
+  def __init__(self, workdir: pathlib.Path, cfg: TrainConfig):
+    self.workdir, self.cfg, self.thread = workdir, cfg, None
+
+  def draw(self, history: list[dict]) -> None:
+    self.wait()
+    self.thread = threading.Thread(target=draw_loss, args=(self.workdir, self.cfg, list(history)))
+    self.thread.start()
+
+  def wait(self) -> None:
+    if self.thread is not None:
+      self.thread.join()
+      self.thread = None
+
+
+def _run_logger(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict], on_log, plotter: _Plotter):
   """Appends each record to metrics.jsonl and redraws loss.png from the whole run's records."""
   def log(record):
     with open(workdir / "metrics.jsonl", "a") as f:
       f.write(json.dumps(record) + "\n")
     history.append(record)
-    draw_loss(workdir, cfg, history)
+    plotter.draw(history)
     if on_log is not None:
       on_log(record)
   return log
@@ -81,7 +100,7 @@ def draw_loss(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict]) -> N
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
-          log_every_s: float = 2.0, mesh=None, on_start: Callable[[dict], None] | None = None) -> RunResult:
+          log_every_s: float = 1.0, mesh=None, on_start: Callable[[dict], None] | None = None) -> RunResult:
   """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
 
   `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and
@@ -104,10 +123,15 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
       (workdir / "metrics.jsonl").unlink(missing_ok=True)
     elif primary and (workdir / "metrics.jsonl").exists():
       history = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
-  log = on_log if workdir is None or not primary else _run_logger(workdir, cfg, history, on_log)
-  fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
-                      should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
-                      mesh=mesh, on_start=on_start)
+  plotter = None if workdir is None else _Plotter(workdir, cfg)
+  log = on_log if workdir is None or not primary else _run_logger(workdir, cfg, history, on_log, plotter)
+  try:
+    fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
+                        should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
+                        mesh=mesh, on_start=on_start)
+  finally:
+    if plotter is not None:
+      plotter.wait()
   vectors = export_vectors(fit.params, cfg.eval_with)
   evaluation = evaluate_vectors(vocab.words, vectors, cfg.analogy_method)
   summary = make_summary(cfg, vocab, encoded, fit, evaluation)
