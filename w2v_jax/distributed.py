@@ -15,8 +15,7 @@ sharding annotations alone, and XLA all-reduces its gradients.
 Vocab parallel. W_in and W_out, padded to V' rows (a multiple of Nv), are split by rows across `vocab`;
 XLA partitions the gathers and scatter-adds from that sharding (only `data` is manual in the shard_map):
 each block gathers the rows it owns, one all-reduce assembles them, each block adds its own rows. A
-hand-written shard_map of that scheme was slower on 4 forced CPU devices (sgram_neg, V = 8,288, D = 100):
-data:2,vocab:2 47-49k words/s vs 34-39k, vocab:4 36k vs 21-24k.
+hand-written shard_map of that scheme measured slower on 4 forced CPU devices.
 
 Batches. With one corpus block (the default in one process) the global batch is built as on one device,
 from the same keys, then split: Nd devices give the single-device parameters up to summation order. With

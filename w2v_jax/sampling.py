@@ -73,8 +73,8 @@ def noise_alias(counts: np.ndarray, ns_exponent: float = 0.75) -> AliasTable:
 def random_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """uint32 [*shape]: a counter hashed with the key's two words (murmur3's finaliser, twice).
 
-  Not jax.random.bits: threefry draws 25-70M uint32/s on a 2-core CPU, more time than the rest of the
-  batch takes (scripts/bench_pipeline.py); this hash draws over 1G/s. It is a pure function of (key, shape).
+  Not jax.random.bits: on the CPU threefry took more time than the rest of the batch, and this hash is
+  an order of magnitude faster (scripts/bench_pipeline.py measures both). A pure function of (key, shape).
   """
   data = jax.random.key_data(key).reshape(-1)  # uint32 [2] for threefry keys
   x = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32) * jnp.uint32(0x9E3779B9) + data[0]
