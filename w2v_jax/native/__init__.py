@@ -84,9 +84,11 @@ def _compile(cxx: str, lib_path: pathlib.Path, log_path: pathlib.Path) -> str | 
     objects = [pathlib.Path(tmp) / f"{src.stem}.o" for src in _SOURCES]
     logs = [pathlib.Path(tmp) / f"{src.stem}.log" for src in _SOURCES]
     try:   # one compiler per source, at once (each takes seconds, mostly XLA's FFI headers), then a link
-      jobs = [subprocess.Popen([cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", "-c", str(src), "-o", str(obj)],
-                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-              for src, obj, log in zip(_SOURCES, objects, logs)]
+      jobs = []
+      for src, obj, log in zip(_SOURCES, objects, logs):
+        with open(log, "wb") as f:   # the child keeps its own copy of the descriptor
+          jobs.append(subprocess.Popen([cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", "-c", str(src), "-o",
+                                        str(obj)], stdout=f, stderr=subprocess.STDOUT))
       codes = [job.wait() for job in jobs]
       link = None
       if not any(codes):
