@@ -59,7 +59,7 @@ class Writer:
 
   def save(self, workdir, state, position: Position, meta: dict) -> None:
     self.wait()
-    host = jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(state))   # off the device now
+    host = jax.tree.map(lambda x: np.array(x, copy=True), state)   # one host copy, safe from donation
 
     def write():
       try:

@@ -21,7 +21,7 @@ matplotlib.use("Agg")   # a script's plots go to files; no display is needed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from w2v_jax import api, evaluate
+from w2v_jax import api
 from w2v_jax import train as train_lib
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
@@ -51,9 +51,8 @@ def floats(values: Sequence[str]) -> list[float]:
 
 def scores(words: list[str], vectors: np.ndarray, method: str = "3cosadd") -> dict:
   """Analogy accuracy (all, semantic, syntactic; fractions) by `method`, WS-353 and SimLex-999 Spearman."""
-  a = evaluate.analogy(words, vectors, method=method)
-  ws = evaluate.word_similarity(words, vectors)
-  sl = evaluate.word_similarity(words, vectors, path=evaluate.SIMLEX_PATH)
+  ev = api.evaluate_vectors(words, vectors, method)   # the benchmarks the training summary reports
+  a, ws, sl = ev["analogy"], ev["word_similarity"], ev["simlex999"]
   return {"analogy": a["accuracy"], "semantic": a["semantic"], "syntactic": a["syntactic"],
           "analogy_questions": a["n_total"], "ws353": ws["spearman"], "simlex": sl["spearman"],
           "sections": [{k: s[k] for k in ("section", "correct", "incorrect")} for s in a["sections"]]}
