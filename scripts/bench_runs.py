@@ -13,14 +13,16 @@ import argparse
 import dataclasses
 import json
 import os
-import runpy
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_sizes import matmul_gflops  # noqa: E402  (scripts/ is on sys.path when a script runs)
 
-def _value(default, text):
+
+def field_value(default, text: str):
+  """A TrainConfig field's value from the command line, typed like its default (None: a number, or none)."""
   if isinstance(default, bool):
     return text.lower() in ("1", "true", "yes")
   if default is None:
@@ -33,20 +35,6 @@ def _value(default, text):
   return type(default)(text)
 
 
-def matmul_gflops(B, V, D, reps=20):
-  import jax
-  import jax.numpy as jnp
-  a = jnp.ones((B, D), jnp.float32)
-  w = jnp.ones((V, D), jnp.float32)
-  mm = jax.jit(lambda a, w: a @ w.T)
-  jax.block_until_ready(mm(a, w))
-  t = time.perf_counter()
-  for _ in range(reps):
-    r = mm(a, w)
-  jax.block_until_ready(r)
-  return 2 * B * V * D * reps / (time.perf_counter() - t) / 1e9
-
-
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--corpus", required=True)
@@ -56,15 +44,15 @@ def main():
   ap.add_argument("--matmul", action="store_true")
   ap.add_argument("--out", default=None)
   args = ap.parse_args()
-  for p in args.plugin:
-    runpy.run_path(p)
+  from experiments.common import load_plugins
+  load_plugins(args.plugin)   # as --plugin does on experiments.train
   from w2v_jax import TrainConfig, api, models
   rows = []
   for spec in args.run:
     model, _, rest = spec.partition(":")
     base = TrainConfig(model=model, epochs=args.epochs)
     fields = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    cfg = dataclasses.replace(base, **{k: _value(getattr(base, k), v) for k, v in fields.items()})
+    cfg = dataclasses.replace(base, **{k: field_value(getattr(base, k), v) for k, v in fields.items()})
     t0 = time.perf_counter()
     try:
       r = api.train(cfg, [args.corpus], None)
@@ -103,4 +91,8 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  from w2v_jax.errors import W2VError
+  try:
+    main()
+  except W2VError as e:   # a bad --plugin or --run: one line, as the experiments' scripts report it
+    sys.exit(f"error: {e}")

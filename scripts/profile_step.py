@@ -27,14 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 from w2v_jax import corpus as corpus_lib, engine, models, train  # noqa: E402
 from w2v_jax import step as step_lib  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
-
-
-def _value(default, text: str):
-  if isinstance(default, bool):
-    return text.lower() in ("1", "true", "yes")
-  if default is None:
-    return float(text)
-  return type(default)(text)
+from bench_runs import field_value  # noqa: E402  (scripts/ is on sys.path when a script runs)
 
 
 def main():
@@ -48,7 +41,7 @@ def main():
   args = ap.parse_args()
 
   base = TrainConfig()
-  fields = {k: _value(getattr(base, k), v) for k, v in (s.split("=", 1) for s in args.set)}
+  fields = {k: field_value(getattr(base, k), v) for k, v in (s.split("=", 1) for s in args.set)}
   if fields.get("max_dup") == 0:
     fields["max_dup"] = None   # as on the command line: 0 switches the cap off
   cfg = TrainConfig(model=args.model, **fields).validate()
