@@ -90,6 +90,8 @@ def load_plugins(paths: list[str] | None) -> None:
       raise W2VError(f"--plugin={path}: no such file; give the path of a Python file")
     name = f"w2v_jax_plugin_{file.stem}"
     spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None:   # not a .py file: importlib has no loader for it
+      raise W2VError(f"--plugin={path}: not a Python file; give a .py file that calls models.register")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

@@ -113,3 +113,10 @@ def test_a_plugin_model_on_a_mesh_equals_one_device(tmp_path):
       tables[mesh] = [z[k] for k in z.files if k.startswith("leaf")]
   for a, b in zip(tables[""], tables["--mesh=data:2"]):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_plugin_that_is_not_python_is_one_line(tmp_path):
+  (tmp_path / "notes.txt").write_text("not python")
+  bad = subprocess.run([sys.executable, "-m", "experiments.train", f"--plugin={tmp_path / 'notes.txt'}"],
+                       cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+  assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "not a Python file" in bad.stderr
