@@ -99,6 +99,29 @@ def worker_gensim(args) -> dict:
           "vocab_size": len(model.wv.index_to_key), "peak_rss_mb": _peak_rss_mb()}
 
 
+def zipf_corpus(types: int, tokens: int, cache_dir: str, sentence: int = 20, seed: int = 0) -> str:
+  """A text corpus of `tokens` words drawn from a Zipf(1.0) law over `types` word types ("w<rank>"), in
+  sentences of `sentence` words, gzip-compressed; made once into cache_dir and reused."""
+  import gzip
+  import numpy as np
+  path = os.path.join(cache_dir, f"zipf_{types}_{tokens}_{seed}.txt.gz")
+  if os.path.exists(path):
+    return path
+  os.makedirs(cache_dir, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  cdf = np.cumsum(1.0 / np.arange(1, types + 1))
+  cdf /= cdf[-1]
+  names = np.array([f"w{i}" for i in range(types)], dtype=object)
+  tmp = path + ".tmp"
+  with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as f:
+    for lo in range(0, tokens, 1_000_000):
+      ids = np.minimum(np.searchsorted(cdf, rng.random(min(1_000_000, tokens - lo))), types - 1)
+      words = names[ids]
+      f.write("\n".join(" ".join(words[i:i + sentence]) for i in range(0, len(words), sentence)) + "\n")
+  os.replace(tmp, path)
+  return path
+
+
 def _run_worker(kind, args, **extra) -> dict | None:
   cmd = [sys.executable, os.path.abspath(__file__), f"--worker={kind}", f"--corpus={args.corpus}",
          f"--dim={args.dim}", f"--window={args.window}", f"--neg={args.neg}", f"--epochs={args.epochs}",

@@ -118,3 +118,25 @@ def test_names_and_init():
   assert not np.any(np.asarray(p.W_out))
   w = np.asarray(p.W_in) * 50
   assert w.min() >= -0.5 and w.max() < 0.5 and abs(w.mean()) < 0.01 and w.std() > 0.28  # U[-.5,.5): sd .289
+
+
+def test_init_is_seeded_and_draws_every_row_in_blocks():
+  a = np.asarray(models.init(jax.random.PRNGKey(3), 100_003, 64).W_in)   # 2 blocks, the last overlapping
+  assert np.array_equal(a, np.asarray(models.init(jax.random.PRNGKey(3), 100_003, 64).W_in))
+  assert not np.array_equal(a, np.asarray(models.init(jax.random.PRNGKey(4), 100_003, 64).W_in))
+  assert len(np.unique(a[:, 0])) > 99_000                     # no block repeated, no row left at zero
+  assert np.all(np.abs(a).max(axis=1) > 0) and abs((a * 64).std() - 0.2887) < 0.002
+
+
+def test_init_peak_memory_is_the_tables_and_one_block():
+  # An eager jax.random.uniform of [V, D] peaked at about 4 tables' worth above the tables (bits, floats,
+  # two elementwise results): at V = 1M, D = 100 that was the run's peak RSS. Measured in a fresh process.
+  code = ("import resource, jax; from w2v_jax import models\n"
+          "jax.block_until_ready(models.init(jax.random.PRNGKey(0), 10, 4))\n"
+          "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+          "jax.block_until_ready(models.init(jax.random.PRNGKey(0), 600_000, 100))\n"
+          "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)")
+  import subprocess, sys
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  tables_mb = 2 * 600_000 * 100 * 4 / 2**20                     # 458 MB
+  assert float(out.stdout.split()[-1]) < tables_mb + 150, out.stdout
