@@ -24,7 +24,9 @@ flags.DEFINE_list("windows", ["5"], "window sizes W, comma-separated")
 flags.DEFINE_list("negs", ["5"], "negatives k, comma-separated (ignored by cbow and sgram)")
 flags.DEFINE_list("dims", ["100"], "embedding dimensions d, comma-separated")
 flags.DEFINE_string("workdir", "runs/sweep", "where the runs, results and plots go")
-flags.DEFINE_integer("checkpoint_every", 2000, "steps between checkpoints")
+flags.DEFINE_float("checkpoint_every_s", 60.0, "seconds of training between checkpoints (written in "
+                   "the background); 0: none but the last")
+flags.DEFINE_integer("checkpoint_every", 0, "also checkpoint every this many steps; 0: by time only")
 flags.DEFINE_bool("progress", True, "show each run's training progress")
 FLAGS = flags.FLAGS
 
@@ -82,7 +84,8 @@ def main(argv):
   stop = common.StopFlag()
   rows = sweep_grid.run_grid(base, grid, FLAGS.corpus, FLAGS.workdir, cache_dir=FLAGS.cache_dir,
                         on_event=_report, on_log=Progress() if FLAGS.progress else None, should_stop=stop,
-                        checkpoint_every=FLAGS.checkpoint_every, mesh=mesh, on_start=common.print_engine)
+                        checkpoint_every=FLAGS.checkpoint_every,
+                        checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=common.print_engine)
   print(f"{len(rows)} of {len(plan)} runs finished; results.csv, results.jsonl, results.md and plots/ "
         f"are in {FLAGS.workdir}")
   if stop():

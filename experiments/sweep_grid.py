@@ -231,7 +231,8 @@ def collect_rows(workdir: pathlib.Path, plan: list[tuple[str, TrainConfig]]) -> 
 
 def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, cache_dir=None,
              on_event: Callable[[dict], None] | None = None, on_log: Callable[[dict], None] | None = None,
-             should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 2000,
+             should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
+             checkpoint_every_s: float = 60.0,
              log_every_s: float = 2.0, make_plots: bool = True, mesh=None,
              on_start: Callable[[dict], None] | None = None) -> list[dict]:
   """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
@@ -276,6 +277,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
       try:
         result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
                            should_stop=should_stop, checkpoint_every=checkpoint_every,
+                           checkpoint_every_s=checkpoint_every_s,
                            log_every_s=log_every_s, mesh=mesh, on_start=on_start)
       except W2VError as e:
         raise W2VError(f"run {name}: {e}") from None

@@ -20,7 +20,9 @@ common.define_training_flags()
 flags.DEFINE_string("workdir", "runs/train", "where the run's files go")
 flags.DEFINE_bool("resume", False, "continue the run in --workdir from its checkpoint")
 flags.DEFINE_bool("binary", False, "also write vectors.bin in word2vec.c's binary format")
-flags.DEFINE_integer("checkpoint_every", 2000, "steps between checkpoints")
+flags.DEFINE_float("checkpoint_every_s", 60.0, "seconds of training between checkpoints (written in "
+                   "the background); 0: none but the last")
+flags.DEFINE_integer("checkpoint_every", 0, "also checkpoint every this many steps; 0: by time only")
 FLAGS = flags.FLAGS
 
 
@@ -44,7 +46,8 @@ def main(argv):
 
   result = api.train(cfg, FLAGS.corpus, FLAGS.workdir, resume=FLAGS.resume, binary=FLAGS.binary,
                      cache_dir=FLAGS.cache_dir, on_log=Progress(), should_stop=stop,
-                     checkpoint_every=FLAGS.checkpoint_every, mesh=mesh, on_start=on_start)
+                     checkpoint_every=FLAGS.checkpoint_every,
+                     checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=on_start)
   s = result.summary
   if s["replaced_chars"]:
     print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")

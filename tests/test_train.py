@@ -132,3 +132,17 @@ def test_damping_keeps_a_large_k_run_finite(tmp_path):
     _fit(tmp_path, neg=15, lr=0.5, max_dup=None, batch_size=256)
   vocab, result = _fit(tmp_path, neg=15, lr=0.5, max_dup=1.0, batch_size=256)
   assert np.all(np.isfinite(result.params.W_in))
+
+
+@pytest.mark.parametrize("every_s, expect_mid_run", [(1e-9, True), (0.0, False)])
+def test_checkpoints_are_taken_by_time(tmp_path, every_s, expect_mid_run):
+  # By time (the default, every 60 s): with a tiny interval every chunk checkpoints, in the background,
+  # so by the third log record an earlier checkpoint is on disk; with none, only the final one is written.
+  path = planted_corpus(tmp_path / "planted.txt")
+  seen = []
+  run = tmp_path / "run"
+  api.train(TrainConfig(**TINY), [path], run, cache_dir=tmp_path / "cache", checkpoint_every=0,
+            checkpoint_every_s=every_s, log_every_s=0.0,
+            on_log=lambda r: seen.append((run / "checkpoint.npz").exists()))
+  assert len(seen) >= 4 and any(seen[2:-1]) == expect_mid_run
+  assert (run / "checkpoint.npz").exists()

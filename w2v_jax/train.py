@@ -2,6 +2,12 @@
 
 The library prints nothing: the chosen step goes to `on_start(engine)`, progress to `on_log(record)`, and
 `should_stop()` lets a signal handler end the run at the next chunk boundary (a checkpoint is written there).
+
+Checkpoints (with a workdir) are taken by time, every `checkpoint_every_s` seconds of training, and/or every
+`checkpoint_every` steps, at a chunk boundary; and at the end. Each is copied to the host on the training
+thread (the only stall: one copy of the tables) and written by a background thread (checkpoint.Writer),
+atomically, while the next chunks run. A run on several processes checkpoints by steps only (default 2000):
+a clock would not fire on the same chunk everywhere, and every process takes part in gathering the state.
 """
 import dataclasses
 import time
@@ -61,7 +67,7 @@ def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
 
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
-        log_every_s: float = 2.0, checkpoint_every: int = 2000, mesh=None,
+        log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
         on_start: Callable[[dict], None] | None = None) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
 
@@ -139,8 +145,13 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
     t_log, words_log = now, words
 
   writer = checkpoint.Writer()
+  every_s = checkpoint_every_s if checkpoint_every_s and jax.process_count() == 1 else 0.0
+  every_steps = checkpoint_every or (2000 if jax.process_count() > 1 else 0)
+  t_ckpt = time.perf_counter()
 
   def save(epoch, step, steps):
+    nonlocal t_ckpt
+    t_ckpt = time.perf_counter()
     if workdir is not None:
       where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
       saved = host_state()   # with a mesh: gathered on every process, written by process 0
@@ -166,7 +177,9 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
           jax.block_until_ready(m)
           compile_s += (1 if calls == 1 else -1) * (time.perf_counter() - t_call)
         stop = should_stop()
-        ckpt_due = workdir is not None and (calls * cfg.steps_per_call) % checkpoint_every < cfg.steps_per_call
+        ckpt_due = workdir is not None and (
+            (every_steps > 0 and (calls * cfg.steps_per_call) % every_steps < cfg.steps_per_call)
+            or (every_s > 0 and time.perf_counter() - t_ckpt >= every_s))
         if stop or ckpt_due or time.perf_counter() - t_log >= log_every_s:
           check_and_log(epoch, first, steps)   # raises Diverged before a bad checkpoint is written
           if stop or ckpt_due:
