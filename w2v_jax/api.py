@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import evaluate, models, plots, train as train_lib, vectors_io
+from w2v_jax import evaluate, models, native, plots, train as train_lib, vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -113,6 +113,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   if workdir is not None and not resume and (workdir / "checkpoint.npz").exists():
     raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another "
                    "--workdir")
+  native.start_build()   # the native kernels' first build (seconds) overlaps reading the corpus
   # The corpus first: a corpus that cannot be trained on stops the run before anything is written.
   vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,
                                       default_cache_dir() if cache_dir is None else cache_dir)

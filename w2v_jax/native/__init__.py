@@ -16,7 +16,8 @@ layouts on one device.
 The build. On first use the sources here (*.cc, *.h) are compiled with the system C++ compiler (CXX, or
 c++, g++, clang++) against jaxlib's bundled XLA FFI headers with -march=native, into $W2V_JAX_NATIVE_DIR or
 ~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler and the machine.
-`python -m w2v_jax.native build` does it ahead of time. A failed build writes its compiler log and a
+`python -m w2v_jax.native build` does it ahead of time; `start_build()` does it on a background thread
+(api.train calls it first, so the build overlaps reading the corpus), and `status()` waits for it. A failed build writes its compiler log and a
 marker beside where the library would be; later processes read the marker and do not try again (delete
 it, or run `python -m w2v_jax.native build --force`, to retry). `status()` says whether the kernels run
 here and, if not, why in one line: the engine puts that line in the run's first line and summary.json,
@@ -31,6 +32,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from typing import NamedTuple
 
 import jax
@@ -132,11 +134,23 @@ def _load() -> Status:
   return Status(True, f"native CPU kernels built ({lib_path})")
 
 
+_LOCK = threading.Lock()   # one build at a time; status() waits for a build in flight
+
+
 def status() -> Status:
   """Whether the kernels run for the default backend (the CPU, with a compiler), and why not."""
   if jax.default_backend() != "cpu":
     return Status(False, f"native CPU kernels off: the backend is {jax.default_backend()}")
-  return _load()
+  with _LOCK:
+    return _load()
+
+
+def start_build() -> None:
+  """Builds (or loads) the kernels on a background thread, so that the compile overlaps what the caller
+  does next; the first status() after it waits for the result. Does nothing off the CPU or when the
+  library is already loaded."""
+  if jax.default_backend() == "cpu" and _load.cache_info().currsize == 0:
+    threading.Thread(target=status, name="w2v-native-build", daemon=True).start()
 
 
 def available() -> bool:
@@ -149,8 +163,9 @@ def build(force: bool = False) -> Status:
   if force and cxx is not None:
     lib_path = _build_dir() / f"w2v_native-{_key(cxx)}.so"
     lib_path.with_suffix(".failed").unlink(missing_ok=True)
-    _load.cache_clear()
-  return _load()
+    with _LOCK:
+      _load.cache_clear()
+  return status()
 
 
 def _require(tables) -> bool:
