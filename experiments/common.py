@@ -8,7 +8,7 @@ import traceback
 from absl import flags, logging
 import jax
 
-from w2v_jax import distributed
+from w2v_jax import api, distributed
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -59,6 +59,8 @@ def define_training_flags(sweep: bool = False) -> None:
                     "(each corpus position's input row once a step), buckets (grouped by window size: no "
                     "padding), batch ([B, 2W]); auto picks the fastest for the model and backend")
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
+  flags.DEFINE_bool("compile_cache", True, "keep XLA's compiled training steps under <cache_dir>/xla, so a "
+                    "rerun or a sweep's next run of the same shapes loads them instead of compiling")
   # Devices and hosts: runtime settings, not part of the config, so a run can resume on another mesh.
   flags.DEFINE_string("mesh", None, "devices to train on, as axis:size over the devices JAX sees, e.g. "
                       "data:4 (data parallel) or data:2,vocab:2 (tables split by rows); default one device")
@@ -140,6 +142,16 @@ class StopFlag:
 
   def __call__(self) -> bool:
     return self.stopped
+
+
+def use_compile_cache(cache_dir: str | None, enabled: bool = True) -> None:
+  """JAX's persistent compilation cache under <cache_dir>/xla (--compile_cache): the same program (model,
+  shapes, layout, backend, jaxlib) compiles once per machine; later runs load it (the training chunk:
+  0.7 s of compiling -> 0.2 s here). Only compilations of 0.2 s or more are kept."""
+  if enabled:
+    root = pathlib.Path(cache_dir) if cache_dir else api.default_cache_dir()
+    jax.config.update("jax_compilation_cache_dir", str(root / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def fail(message: str, code: int = 2):

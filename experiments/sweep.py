@@ -70,6 +70,7 @@ def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   mesh = common.mesh_from_flags(FLAGS)   # first: multi-host start-up must precede any JAX work
+  common.use_compile_cache(FLAGS.cache_dir, FLAGS.compile_cache)
   common.load_plugins(FLAGS.plugin)
   if jax.process_count() > 1:
     raise W2VError("experiments.sweep runs on one host (any --mesh over its devices); on several hosts "

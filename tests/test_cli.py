@@ -55,10 +55,14 @@ def test_main_job_writes_every_file_and_gensim_reads_the_vectors(tmp_path):
 
 
 def test_same_flags_give_byte_identical_vectors(tmp_path):
+  # Run b loads run a's compiled chunk from the persistent compilation cache; run c compiles afresh.
   corpus = planted_corpus(tmp_path / "c.txt")
-  for name in ("a", "b"):
-    assert run_train(tmp_path, f"--corpus={corpus}", f"--workdir={tmp_path / name}", *TINY).returncode == 0
-  assert (tmp_path / "a" / "vectors.txt").read_bytes() == (tmp_path / "b" / "vectors.txt").read_bytes()
+  for name, extra in (("a", []), ("b", []), ("c", ["--nocompile_cache"])):
+    out = run_train(tmp_path, f"--corpus={corpus}", f"--workdir={tmp_path / name}", *TINY, *extra)
+    assert out.returncode == 0, out.stderr
+  assert any(p.name.startswith("jit_chunk") for p in (tmp_path / "cache" / "xla").iterdir())
+  for name in ("b", "c"):
+    assert (tmp_path / "a" / "vectors.txt").read_bytes() == (tmp_path / name / "vectors.txt").read_bytes()
 
 
 @pytest.mark.parametrize("flags, fragments", [
