@@ -1,15 +1,16 @@
-// w2v_cbow_neg_step, w2v_sgram_neg_step: one whole negative-sampling training step on a SpanBatch, in
-// place on both tables, on the calling thread and the other threads of XLA's CPU pool.
+// CbowNegStep, SgramNegStep (kernels.h): one whole negative-sampling training step on a SpanBatch, in
+// place on both tables, on the calling thread and the other threads of XLA's CPU pool (the FFI handlers
+// w2v_cbow_neg_step and w2v_sgram_neg_step in ffi_handlers.cc check the buffers and call these).
 //
 // Each computes what its pure-JAX step computes (native.<model>_span_step_reference), from the same
 // snapshot of the tables. With o = (-W..-1, 1..W), slot (b, j) of window b is span position W + b + o_j,
 // m its mask, v = W_in rows, u = W_out rows, T_b = (u_center_b, u_neg_b1..u_neg_bK):
 //
-//  cbow_neg (kernels.cbow_neg_span_parts, then native.apply_span_rows / apply_rows):
+//  cbow_neg (rewrites.cbow_neg_span_parts, then native.apply_span_rows / apply_rows):
 //   h_b = Σ_j m_bj v(slot b, j) / max(n_b, 1), n_b = Σ_j m_bj;  s_bt = T_bt · h_b;  g = (σ(s₀) − 1, σ(s_k))
 //   loss_b = softplus(−s_b0) + Σ_k softplus(s_bk);  ∂L/∂h_b = Σ_t g_bt T_bt;  W_out row (b, t): g_bt h_b
 //   W_in row of position p: Σ over its slots (b, j) of coef_bj ∂L/∂h_b, coef = m (sum) or m / n (mean)
-//  sgram_neg, swapped (kernels.sgram_neg_swapped_span_row_grads, then native.apply_rows):
+//  sgram_neg, swapped (rewrites.sgram_neg_swapped_span_row_grads, then native.apply_rows):
 //   h_bj = v(slot b, j);  s_bjt = h_bj · T_bt;  G_bjt = m_bj (σ(s_bjt) − [t = 0])
 //   loss_b = Σ_j m_bj (softplus(−s_bj0) + Σ_k softplus(s_bjk))
 //   W_out row (b, t): Σ_j G_bjt h_bj;  W_in row of position p: Σ over its slots of Σ_t G_bjt T_bt
@@ -34,11 +35,9 @@
 #include <utility>
 #include <vector>
 
-#include "xla/ffi/api/ffi.h"
-#include "rows.h"
+#include "kernels.h"
 
-namespace ffi = xla::ffi;
-
+namespace w2v {
 namespace {
 
 inline void CpuRelax() {
@@ -53,8 +52,8 @@ inline void CpuRelax() {
 // caller runs every chunk itself. A helper that starts late finds no chunk left and returns without
 // touching fn.
 template <class F>
-void ParallelFor(ffi::ThreadPool* pool, int64_t max_threads, int64_t n, const F& fn) {
-  const int64_t pool_threads = pool->num_threads();
+void ParallelFor(Pool* pool, int64_t max_threads, int64_t n, const F& fn) {
+  const int64_t pool_threads = pool->NumThreads();
   const int64_t threads = max_threads > 0 ? std::min<int64_t>(max_threads, pool_threads) : pool_threads;
   const int64_t helpers = std::min<int64_t>(threads - 1, n - 1);
   if (helpers <= 0) {
@@ -267,49 +266,13 @@ void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side
     for (const Todo& t : todo) *t.count = 0.0f;
 }
 
-// The arguments both steps share, checked.
-struct Step {
-  int64_t v, d, nb, c, w, k, np;
-  float *win, *wout, *loss;
-  const int32_t *tok, *neg;
-  const float* mask;
-  float scale;
+// A step's arguments, and the context offsets o_j.
+struct Step : StepArgs {
+  explicit Step(const StepArgs& a) : StepArgs(a), offset(a.c) {
+    for (int64_t j = 0; j < c; ++j) offset[j] = j < w ? j - w : j - w + 1;
+  }
   std::vector<int64_t> offset;   // o_j
 };
-
-ffi::Error Unpack(const char* name, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
-                  ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
-                  ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>>& w_in_out,
-                  ffi::Result<ffi::Buffer<ffi::F32>>& w_out_out, ffi::Result<ffi::Buffer<ffi::F32>>& loss,
-                  Step* s) {
-  auto bad = [&](const char* what) { return ffi::Error::InvalidArgument(std::string(name) + ": " + what); };
-  if (w_in.dimensions().size() != 2 || w_out.dimensions().size() != 2 ||
-      w_out.dimensions()[0] != w_in.dimensions()[0] || w_out.dimensions()[1] != w_in.dimensions()[1])
-    return bad("the tables must be [V, D], both the same shape");
-  if (mask.dimensions().size() != 2 || neg.dimensions().size() != 2) return bad("mask [B, 2W], negatives [B, K]");
-  s->v = w_in.dimensions()[0];
-  s->d = w_in.dimensions()[1];
-  s->nb = mask.dimensions()[0];
-  s->c = mask.dimensions()[1];
-  s->w = s->c / 2;
-  s->k = neg.dimensions()[1];
-  s->np = tokens.element_count();
-  if (s->c % 2 != 0 || s->np != s->nb + s->c || neg.dimensions()[0] != s->nb || loss->element_count() != s->nb)
-    return bad("shapes must be tokens [B+2W], mask [B, 2W], negatives [B, K]");
-  s->win = w_in_out->typed_data();
-  s->wout = w_out_out->typed_data();
-  const size_t bytes = sizeof(float) * s->v * s->d;
-  if (s->win != w_in.typed_data()) std::memcpy(s->win, w_in.typed_data(), bytes);
-  if (s->wout != w_out.typed_data()) std::memcpy(s->wout, w_out.typed_data(), bytes);
-  s->loss = loss->typed_data();
-  s->tok = tokens.typed_data();
-  s->neg = neg.typed_data();
-  s->mask = mask.typed_data();
-  s->scale = scale.typed_data()[0];
-  s->offset.resize(s->c);
-  for (int64_t j = 0; j < s->c; ++j) s->offset[j] = j < s->w ? j - s->w : j - s->w + 1;
-  return ffi::Error::Success();
-}
 
 // The rows window b reads ahead of time: its center's and negatives' W_out rows and the W_in row of the
 // span position that enters the window.
@@ -342,7 +305,7 @@ struct WindowScratch {
 //     listed for W_in if nonzero;
 //  3. ApplyOwner per owner, on both tables.
 template <class Window, class Slot>
-void RunPhases(ffi::ThreadPool* pool, int32_t threads, const Step& s, Scratch& x, float max_dup,
+void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max_dup,
                std::vector<Lists*> out, const Window& window, const Slot& slot) {
   const int64_t d = s.d, nb = s.nb, c = s.c;
   const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
@@ -385,15 +348,10 @@ void RunPhases(ffi::ThreadPool* pool, int32_t threads, const Step& s, Scratch& x
   ParallelFor(pool, threads, kOwners, apply);
 }
 
-ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
-                           ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
-                           ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
-                           ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
-                           float max_dup, int32_t mean_grad, int32_t threads) {
-  Step s;
-  if (auto e = Unpack("w2v_cbow_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
-      e.failure())
-    return e;
+}  // namespace
+
+void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad, int32_t threads) {
+  const Step s(args);
   const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
   Scratch& x = GetScratch();
   std::lock_guard<std::mutex> lock(x.mu);
@@ -439,18 +397,10 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi
     return std::pair<float, const float*>(mean_grad ? mj / std::max(x.n[b], 1.0f) : mj, x.dh.data() + b * d);
   };
   RunPhases(&pool, threads, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
-  return ffi::Error::Success();
 }
 
-ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
-                            ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
-                            ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
-                            ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
-                            float max_dup, int32_t threads) {
-  Step s;
-  if (auto e = Unpack("w2v_sgram_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
-      e.failure())
-    return e;
+void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threads) {
+  const Step s(args);
   const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
   Scratch& x = GetScratch();
   std::lock_guard<std::mutex> lock(x.mu);
@@ -480,35 +430,6 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
   // Phase 2: slot (b, j) receives its own ∂L/∂h_bj.
   auto slot = [&](int64_t b, int64_t j) { return std::pair<float, const float*>(1.0f, x.dh.data() + (b * c + j) * d); };
   RunPhases(&pool, threads, s, x, max_dup, {&x.out_a}, window, slot);
-  return ffi::Error::Success();
 }
 
-}  // namespace
-
-namespace {
-
-// The arguments and results both fused steps take; each adds its attributes.
-auto StepBinding() {
-  return ffi::Ffi::Bind()
-      .Ctx<ffi::ThreadPool>()
-      .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
-      .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
-      .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
-      .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
-      .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
-      .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
-      .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
-      .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
-      .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
-      .Attr<float>("max_dup");        // <= 0: no cap
-}
-
-}  // namespace
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
-                              StepBinding()
-                                  .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
-                                  .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
-                              StepBinding().Attr<int32_t>("threads"));   // 0: the pool's; 1: the caller's only
+}  // namespace w2v

@@ -1,0 +1,175 @@
+// The XLA FFI handlers of the native kernels: each checks its buffers' shapes, makes its output alias its
+// input (copying when XLA did not alias them), and calls the kernel in kernels.h. This is the only file
+// that includes XLA's FFI headers; native/__init__.py compiles it with -O1 (it only unpacks arguments),
+// the kernels with -O3.
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+#include "kernels.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// XLA's CPU thread pool as the kernels' Pool.
+class XlaPool : public w2v::Pool {
+ public:
+  explicit XlaPool(ffi::ThreadPool* pool) : pool_(pool) {}
+  int64_t NumThreads() const override { return pool_->num_threads(); }
+  void Schedule(std::function<void()> task) override { pool_->Schedule(std::move(task)); }
+
+ private:
+  ffi::ThreadPool* pool_;
+};
+
+// The output's data, holding the input's (XLA aliases them when the table is donated; else a copy).
+float* InPlace(ffi::Buffer<ffi::F32> in, ffi::Result<ffi::Buffer<ffi::F32>>& out, int64_t elements) {
+  float* data = out->typed_data();
+  if (data != in.typed_data()) std::memcpy(data, in.typed_data(), sizeof(float) * elements);
+  return data;
+}
+
+ffi::Error ApplyRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scale_buf,
+                         ffi::RemainingArgs args, ffi::Result<ffi::Buffer<ffi::F32>> out, float max_dup) {
+  auto dims = table.dimensions();
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("w2v_apply_rows: the table must be 2-D");
+  const int64_t v = dims[0], d = dims[1];
+  float* w = InPlace(table, out, v * d);
+  if (args.size() % 2 != 0) return ffi::Error::InvalidArgument("w2v_apply_rows: parts come as (idx, rows) pairs");
+  std::vector<w2v::Part> parts;
+  for (size_t a = 0; a < args.size(); a += 2) {
+    auto idx = args.get<ffi::Buffer<ffi::S32>>(a);
+    auto rows = args.get<ffi::Buffer<ffi::F32>>(a + 1);
+    if (!idx.has_value() || !rows.has_value())
+      return ffi::Error::InvalidArgument("w2v_apply_rows: a part is not (int32 idx, float32 rows)");
+    const int64_t n = idx->element_count();
+    if (rows->element_count() != n * d)
+      return ffi::Error::InvalidArgument("w2v_apply_rows: rows must be [len(idx), D]");
+    parts.push_back({idx->typed_data(), rows->typed_data(), n});
+  }
+  w2v::ApplyRows(w, v, d, parts, scale_buf.typed_data()[0], max_dup);
+  return ffi::Error::Success();
+}
+
+ffi::Error ApplySpanRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> scale_buf,
+                             ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> coef,
+                             ffi::Buffer<ffi::F32> vecs, ffi::Result<ffi::Buffer<ffi::F32>> out,
+                             float max_dup) {
+  if (table.dimensions().size() != 2 || coef.dimensions().size() != 2 || vecs.dimensions().size() != 2)
+    return ffi::Error::InvalidArgument("w2v_apply_span_rows: table, coef and vecs must be 2-D");
+  const int64_t v = table.dimensions()[0], d = table.dimensions()[1];
+  const int64_t b_size = coef.dimensions()[0], c = coef.dimensions()[1];
+  if (c % 2 != 0 || tokens.element_count() != b_size + c || vecs.dimensions()[0] != b_size ||
+      vecs.dimensions()[1] != d)
+    return ffi::Error::InvalidArgument("w2v_apply_span_rows: shapes must be tokens [B+2W], coef [B, 2W], vecs [B, D]");
+  w2v::ApplySpanRows(InPlace(table, out, v * d), v, d, tokens.typed_data(), coef.typed_data(), vecs.typed_data(),
+                     b_size, c, scale_buf.typed_data()[0], max_dup);
+  return ffi::Error::Success();
+}
+
+// The arguments both fused steps take, checked, as a StepArgs.
+ffi::Error Unpack(const char* name, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                  ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                  ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>>& w_in_out,
+                  ffi::Result<ffi::Buffer<ffi::F32>>& w_out_out, ffi::Result<ffi::Buffer<ffi::F32>>& loss,
+                  w2v::StepArgs* s) {
+  auto bad = [&](const char* what) { return ffi::Error::InvalidArgument(std::string(name) + ": " + what); };
+  if (w_in.dimensions().size() != 2 || w_out.dimensions().size() != 2 ||
+      w_out.dimensions()[0] != w_in.dimensions()[0] || w_out.dimensions()[1] != w_in.dimensions()[1])
+    return bad("the tables must be [V, D], both the same shape");
+  if (mask.dimensions().size() != 2 || neg.dimensions().size() != 2) return bad("mask [B, 2W], negatives [B, K]");
+  s->v = w_in.dimensions()[0];
+  s->d = w_in.dimensions()[1];
+  s->nb = mask.dimensions()[0];
+  s->c = mask.dimensions()[1];
+  s->w = s->c / 2;
+  s->k = neg.dimensions()[1];
+  s->np = tokens.element_count();
+  if (s->c % 2 != 0 || s->np != s->nb + s->c || neg.dimensions()[0] != s->nb || loss->element_count() != s->nb)
+    return bad("shapes must be tokens [B+2W], mask [B, 2W], negatives [B, K]");
+  s->win = InPlace(w_in, w_in_out, s->v * s->d);
+  s->wout = InPlace(w_out, w_out_out, s->v * s->d);
+  s->loss = loss->typed_data();
+  s->tok = tokens.typed_data();
+  s->neg = neg.typed_data();
+  s->mask = mask.typed_data();
+  s->scale = scale.typed_data()[0];
+  return ffi::Error::Success();
+}
+
+ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                           ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                           ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
+                           ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
+                           float max_dup, int32_t mean_grad, int32_t threads) {
+  w2v::StepArgs s;
+  if (auto e = Unpack("w2v_cbow_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
+      e.failure())
+    return e;
+  XlaPool p(&pool);
+  w2v::CbowNegStep(p, s, max_dup, mean_grad != 0, threads);
+  return ffi::Error::Success();
+}
+
+ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                            ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                            ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
+                            ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
+                            float max_dup, int32_t threads) {
+  w2v::StepArgs s;
+  if (auto e = Unpack("w2v_sgram_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
+      e.failure())
+    return e;
+  XlaPool p(&pool);
+  w2v::SgramNegStep(p, s, max_dup, threads);
+  return ffi::Error::Success();
+}
+
+// The arguments and results both fused steps take; each adds its attributes.
+auto StepBinding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
+      .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
+      .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
+      .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
+      .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
+      .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
+      .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
+      .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
+      .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
+      .Attr<float>("max_dup");        // <= 0: no cap
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplyRows, ApplyRowsImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // table [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale []
+                                  .RemainingArgs()                // (idx, rows) per part
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // table, aliased
+                                  .Attr<float>("max_dup"));       // <= 0: no cap
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplySpanRows, ApplySpanRowsImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // table [V, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // scale []
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // coef [B, 2W]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // vecs [B, D]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // table, aliased
+                                  .Attr<float>("max_dup"));       // <= 0: no cap
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
+                              StepBinding()
+                                  .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
+                                  .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
+                              StepBinding().Attr<int32_t>("threads"));   // 0: the pool's; 1: the caller's only

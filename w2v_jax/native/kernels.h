@@ -1,0 +1,45 @@
+// The native kernels' computations, free of XLA: plain pointers in, tables updated in place. The XLA FFI
+// handlers that unpack buffers and call these live in ffi_handlers.cc, the one file that includes XLA's
+// FFI headers (they take most of a build's time, so that file is compiled with less optimisation, and the
+// kernels below, built in their own files, do not parse them).
+#ifndef W2V_JAX_NATIVE_KERNELS_H_
+#define W2V_JAX_NATIVE_KERNELS_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "rows.h"
+
+namespace w2v {
+
+// The threads a kernel may use: XLA's CPU pool behind an interface (ffi_handlers.cc adapts it).
+class Pool {
+ public:
+  virtual ~Pool() = default;
+  virtual int64_t NumThreads() const = 0;
+  virtual void Schedule(std::function<void()> task) = 0;
+};
+
+// One fused step's arguments, checked by the handler: tables [v, d] (updated in place), tokens [np = nb + c]
+// of the span, mask [nb, c], negatives [nb, k], loss [nb] (written), scale = -lr.
+struct StepArgs {
+  int64_t v, d, nb, c, w, k, np;
+  float *win, *wout, *loss;
+  const int32_t *tok, *neg;
+  const float* mask;
+  float scale;
+};
+
+// fused_steps.cc: one negative-sampling training step (see there for the maths).
+void CbowNegStep(Pool& pool, const StepArgs& s, float max_dup, bool mean_grad, int32_t threads);
+void SgramNegStep(Pool& pool, const StepArgs& s, float max_dup, int32_t threads);
+
+// apply_rows.cc: table += scale * damp(rows) over parts (ApplyParts), and the span layout's input side.
+void ApplyRows(float* w, int64_t v, int64_t d, const std::vector<Part>& parts, float scale, float max_dup);
+void ApplySpanRows(float* table, int64_t v, int64_t d, const int32_t* tokens, const float* coef,
+                   const float* vecs, int64_t b_size, int64_t c, float scale, float max_dup);
+
+}  // namespace w2v
+
+#endif  // W2V_JAX_NATIVE_KERNELS_H_
