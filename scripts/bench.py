@@ -1,6 +1,7 @@
 """w2v_jax against gensim on one corpus with the same settings, plus scaling figures.
 
     python scripts/bench.py --corpus ../shared/data/dev_corpus.txt.gz
+    python scripts/bench.py --zipf 25e3:4e6,300e3:4e6,1.5e6:10e6 --epochs 1 --min_count 1   # V scaling
 
 Each system trains in its own subprocess (so peak RSS is its own), on the same corpus, with dim 100,
 window 5, neg 5, min_count 5, sample 1e-3 and 5 epochs unless flags say otherwise (the *_hs models
@@ -177,6 +178,35 @@ def compare(args) -> list[dict]:
   return rows
 
 
+def vocab_scaling(args) -> list[dict]:
+  """compare() on each --zipf corpus (synthetic Zipf text, made once into --cache_dir/zipf), then one table:
+  training words/s against gensim's as V grows, the time outside training, and peak RSS."""
+  import copy
+  rows = []
+  for spec in args.zipf.split(","):
+    types, tokens = (int(float(x)) for x in spec.split(":"))
+    run = copy.copy(args)
+    run.corpus = zipf_corpus(types, tokens, os.path.join(args.cache_dir, "zipf"))
+    print(f"\nZipf corpus: {types:,} word types, {tokens:,} tokens", flush=True)
+    rows += [dict(r, zipf_types=types, zipf_tokens=tokens) for r in compare(run)]
+  print("\nVocabulary scaling (Zipf(1.0) text; outside training = import + vocabulary and encoding + write; "
+        "compilation is in words/s, not here):\n| V | tokens | model | words/s w2v_jax | words/s gensim | ratio | "
+        "outside training s (w2v_jax / gensim) | whole job s (w2v_jax / gensim) | ratio | peak RSS MB "
+        "(w2v_jax / gensim) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  for j in rows:
+    if j["system"] != "w2v_jax":
+      continue
+    g = next((r for r in rows if r["system"] != "w2v_jax" and r["model"] == j["model"]
+              and r["zipf_types"] == j["zipf_types"]), None)
+    out = lambda r: r["import_seconds"] + r["prepare_seconds"] + r["write_seconds"]
+    gs = lambda key, fmt: format(g[key], fmt) if g else "-"
+    print(f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']} | {j['words_per_sec'] / 1e3:,.0f}k | "
+          f"{format(g['words_per_sec'] / 1e3, ',.0f') + 'k' if g else '-'} | {j['ratio_vs_gensim']:.2f}x | {out(j):.1f} / "
+          f"{format(out(g), '.1f') if g else '-'} | {j['whole_job_seconds']:.1f} / {gs('whole_job_seconds', '.1f')} | "
+          f"{j['whole_job_ratio_vs_gensim']:.2f}x | {j['peak_rss_mb']:,.0f} / {gs('peak_rss_mb', ',.0f')} |", flush=True)
+  return rows
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "w2v_jax", "data",
@@ -194,6 +224,8 @@ def main():
   p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/w2v_jax"))
   p.add_argument("--no_gensim", action="store_true")
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
+  p.add_argument("--zipf", default=None, help="vocabulary scaling: comma-separated TYPES:TOKENS synthetic Zipf "
+                 "corpora (e.g. 25e3:4e6,300e3:4e6,1.5e6:10e6; use with --epochs 1 --min_count 1)")
   p.add_argument("--json", default=None, help="write all figures here")
   p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
   p.add_argument("--model", default=None, help=argparse.SUPPRESS)
@@ -205,7 +237,7 @@ def main():
   from w2v_jax import native
   print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}; {native.status().reason} "
         "(W2V_JAX_NATIVE=0 switches them off)", flush=True)
-  results = {"compare": compare(args)}
+  results = {"vocab_scaling": vocab_scaling(args)} if args.zipf else {"compare": compare(args)}
   if args.scaling:
     import bench_sizes
     results["sizes"] = bench_sizes.run_all(args)
