@@ -54,6 +54,8 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_enum("sgram_neg_form", _D.sgram_neg_form, ["swapped", "shared", "pairs"],
                     "sgram_neg kernel: word2vec.c's orientation with window-shared negatives (swapped), "
                     "the literal model (shared), or K negatives per pair (pairs)")
+  flags.DEFINE_bool("hogwild", _D.hogwild, "cbow_neg/sgram_neg on the native kernels: word2vec.c's update, "
+                    "threads apply each window at once without waiting (faster; not bit-reproducible)")
   flags.DEFINE_float("max_dup", _D.max_dup, "cap on a word's summed updates in one step; 0 switches it off")
   flags.DEFINE_enum("layout", _D.layout, ["auto", "span", "buckets", "batch"], "a step's batch: span "
                     "(each corpus position's input row once a step), buckets (grouped by window size: no "
@@ -74,7 +76,7 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
   names = ["epochs", "min_count", "max_vocab_size", "sample", "subsampling", "lr", "batch_size", "seed", "ns_exponent",
            "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer", "optimizer_on", "softmax_prior",
-           "steps_per_call", "sgram_neg_form", "layout"]
+           "steps_per_call", "sgram_neg_form", "layout", "hogwild"]
   values = {n: getattr(FLAGS, n) for n in names}
   values["max_dup"] = FLAGS.max_dup or None   # 0 (or unset) means no cap
   for n in ("model", "dim", "window", "neg"):

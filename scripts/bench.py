@@ -33,6 +33,11 @@ def _peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> dict:
+  use = resource.getrusage(resource.RUSAGE_SELF)
+  return {"user_cpu_seconds": use.ru_utime, "system_cpu_seconds": use.ru_stime}
+
+
 def worker_w2v_jax(args) -> dict:
   import tempfile
   import numpy as np
@@ -44,7 +49,7 @@ def worker_w2v_jax(args) -> dict:
   cached = set(os.listdir(xla_dir)) if os.path.isdir(xla_dir) else set()
   cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
-                    steps_per_call=args.steps_per_call)
+                    steps_per_call=args.steps_per_call, hogwild=bool(args.hogwild))
   t_import = time.perf_counter() - _PROCESS_START
   t0 = time.perf_counter()
   with tempfile.TemporaryDirectory() as cold:   # a cold cache: the vocabulary and encoding are timed
@@ -62,7 +67,8 @@ def worker_w2v_jax(args) -> dict:
   ev = api.evaluate_vectors(vocab.words, vectors)
   evaluate = time.perf_counter() - t2
   words = enc.stats.raw_words * cfg.epochs
-  return {"system": "w2v_jax", "model": args.model, "words_per_sec": words / fit.train_seconds,
+  return {"system": "w2v_jax --hogwild" if args.hogwild else "w2v_jax", "model": args.model,
+          "words_per_sec": words / fit.train_seconds,
           "words_per_sec_excl_compile": words / max(fit.train_seconds - fit.compile_seconds, 1e-9),
           "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
           "prepare_seconds": prep, "import_seconds": t_import, "write_seconds": write,
@@ -70,7 +76,7 @@ def worker_w2v_jax(args) -> dict:
           "compile_cache": "cold" if compiled else "warm",
           "analogy": ev["analogy"]["accuracy"], "ws353": ev["word_similarity"]["spearman"],
           "simlex999": ev["simlex999"]["spearman"], "final_loss": fit.history[-1]["loss"],
-          "vocab_size": len(vocab.words), "peak_rss_mb": _peak_rss_mb()}
+          "vocab_size": len(vocab.words), "peak_rss_mb": _peak_rss_mb(), **_cpu_seconds()}
 
 
 def worker_gensim(args) -> dict:
@@ -105,7 +111,7 @@ def worker_gensim(args) -> dict:
           "train_seconds": dt, "prepare_seconds": prep, "import_seconds": t_import, "write_seconds": write,
           "evaluate_seconds": evaluate, "whole_job_seconds": whole, "analogy": ev["analogy"]["accuracy"],
           "ws353": ev["word_similarity"]["spearman"], "simlex999": ev["simlex999"]["spearman"],
-          "vocab_size": len(model.wv.index_to_key), "peak_rss_mb": _peak_rss_mb()}
+          "vocab_size": len(model.wv.index_to_key), "peak_rss_mb": _peak_rss_mb(), **_cpu_seconds()}
 
 
 def zipf_corpus(types: int, tokens: int, cache_dir: str, sentence: int = 20, seed: int = 0) -> str:
@@ -151,12 +157,13 @@ def compare(args) -> list[dict]:
   header = ("| model | system | words/s | vs gensim | whole job s | vs gensim | compile s | analogy | WS-353 ρ | "
             "SimLex ρ | peak RSS MB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   parts = ("| model | system | import s | vocabulary + encoding s | compile s | train s | write s | "
-           "(evaluate s) |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+           "(evaluate s) | system CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   lines, breakdown = [], []
   for model in args.models.split(","):
     g = _run_worker("gensim", args, model=model) if not args.no_gensim else None
     j = _run_worker("w2v_jax", args, model=model)
-    for r in (j, g):
+    h = _run_worker("w2v_jax", args, model=model, hogwild=1) if args.hogwild and model.endswith("_neg") else None
+    for r in (j, h, g):
       if r is None:
         continue
       ratio = r["words_per_sec"] / g["words_per_sec"] if g else float("nan")
@@ -170,7 +177,7 @@ def compare(args) -> list[dict]:
       train_s = r["train_seconds"] - r.get("compile_seconds", 0.0)
       breakdown.append(f"| {model} | {r['system']} | {r['import_seconds']:.1f} | {r['prepare_seconds']:.1f} | "
                        f"{r.get('compile_seconds', 0):.1f} | {train_s:.1f} | {r['write_seconds']:.1f} | "
-                       f"({r['evaluate_seconds']:.1f}) |")
+                       f"({r['evaluate_seconds']:.1f}) | {r['system_cpu_seconds']:.1f} |")
       print(lines[-1], flush=True)
   print("\n" + header + "\n" + "\n".join(lines), flush=True)
   print("\nWhere the whole job's time goes (evaluation is not part of it):\n" + parts + "\n" +
@@ -194,13 +201,13 @@ def vocab_scaling(args) -> list[dict]:
         "outside training s (w2v_jax / gensim) | whole job s (w2v_jax / gensim) | ratio | peak RSS MB "
         "(w2v_jax / gensim) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for j in rows:
-    if j["system"] != "w2v_jax":
+    if not j["system"].startswith("w2v_jax"):
       continue
-    g = next((r for r in rows if r["system"] != "w2v_jax" and r["model"] == j["model"]
+    g = next((r for r in rows if r["system"].startswith("gensim") and r["model"] == j["model"]
               and r["zipf_types"] == j["zipf_types"]), None)
     out = lambda r: r["import_seconds"] + r["prepare_seconds"] + r["write_seconds"]
     gs = lambda key, fmt: format(g[key], fmt) if g else "-"
-    print(f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']} | {j['words_per_sec'] / 1e3:,.0f}k | "
+    print(f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']}{' --hogwild' if 'hogwild' in j['system'] else ''} | {j['words_per_sec'] / 1e3:,.0f}k | "
           f"{format(g['words_per_sec'] / 1e3, ',.0f') + 'k' if g else '-'} | {j['ratio_vs_gensim']:.2f}x | {out(j):.1f} / "
           f"{format(out(g), '.1f') if g else '-'} | {j['whole_job_seconds']:.1f} / {gs('whole_job_seconds', '.1f')} | "
           f"{j['whole_job_ratio_vs_gensim']:.2f}x | {j['peak_rss_mb']:,.0f} / {gs('peak_rss_mb', ',.0f')} |", flush=True)
@@ -223,6 +230,7 @@ def main():
   p.add_argument("--steps_per_call", type=int, default=16)
   p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/w2v_jax"))
   p.add_argument("--no_gensim", action="store_true")
+  p.add_argument("--hogwild", type=int, default=0, help="1: also run w2v_jax --hogwild (the *_neg models)")
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
   p.add_argument("--zipf", default=None, help="vocabulary scaling: comma-separated TYPES:TOKENS synthetic Zipf "
                  "corpora (e.g. 25e3:4e6,300e3:4e6,1.5e6:10e6; use with --epochs 1 --min_count 1)")

@@ -229,3 +229,104 @@ def test_fused_step_is_deterministic_across_threads(model):
   for run in runs[1:]:
     for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(run)):
       assert np.array_equal(a, b)
+
+
+def _sequential_sgd(model, params, span, lr, rule="sum"):
+  """word2vec.c's update, window after window, in float64: what --hogwild computes on one thread. CBOW:
+  h = mean of the real context rows; per target t (the center, then the negatives) g = σ(u_t·h) − [t = 0],
+  dh += g u_t (u_t before its update), u_t −= lr g h; then each context row −= lr coef dh. Skip-gram (the
+  swapped form): per real slot j, the same with h = v_j and g scaled by m_j, then v_j −= lr dh."""
+  w_in, w_out = (np.array(t, np.float64) for t in params)
+  tokens, mask, neg = (np.asarray(a) for a in span)
+  B, C = mask.shape
+  W = C // 2
+  offsets = [j - W if j < W else j - W + 1 for j in range(C)]
+  sig = lambda x: 1.0 / (1.0 + np.exp(-x))
+  loss = np.zeros(B)
+  for b in range(B):
+    m = mask[b]
+    ctx = [tokens[W + b + o] for o in offsets]
+    targets = [tokens[W + b], *neg[b]]
+    if model == "cbow_neg":
+      n = m.sum()
+      if n == 0:
+        continue
+      h = sum(m[j] * w_in[ctx[j]] for j in range(C)) / n
+      dh = np.zeros_like(h)
+      for t, u in enumerate(targets):
+        s = w_out[u] @ h
+        loss[b] += np.logaddexp(0, -s if t == 0 else s)
+        g = sig(s) - (t == 0)
+        dh += g * w_out[u]
+        w_out[u] -= lr * g * h
+      for j in range(C):
+        if m[j]:
+          w_in[ctx[j]] -= lr * (m[j] / n if rule == "mean" else m[j]) * dh
+    else:
+      for j in range(C):
+        if not m[j]:
+          continue
+        h = w_in[ctx[j]].copy()
+        dh = np.zeros_like(h)
+        for t, u in enumerate(targets):
+          s = w_out[u] @ h
+          loss[b] += m[j] * np.logaddexp(0, -s if t == 0 else s)
+          g = m[j] * (sig(s) - (t == 0))
+          dh += g * w_out[u]
+          w_out[u] -= lr * g * h
+        w_in[ctx[j]] -= lr * dh
+  return (w_in, w_out), loss
+
+
+@needs_kernel
+@pytest.mark.parametrize("model,rule", [("cbow_neg", "sum"), ("cbow_neg", "mean"), ("sgram_neg", "sum")])
+def test_hogwild_on_one_thread_is_word2vec_sequential_sgd(model, rule):
+  params, span = _cbow_case()
+  if model == "cbow_neg":
+    fn = lambda p, s: native.cbow_neg_span_step(p, s, jnp.float32(0.2), 32.0, cbow_context_grad=rule, threads=1,
+                                                hogwild=True)
+  else:
+    fn = lambda p, s: native.sgram_neg_span_step(p, s, jnp.float32(0.2), 32.0, threads=1, hogwild=True)
+  (w_in, w_out), loss = jax.tree.map(np.asarray, jax.jit(fn)(params, span))
+  (r_in, r_out), r_loss = _sequential_sgd(model, params, span, 0.2, rule)
+  np.testing.assert_allclose(loss, r_loss, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(w_in, r_in, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(w_out, r_out, rtol=1e-4, atol=1e-5)
+  # Not the synchronous step: on these repeated words the two differ by far more than the tolerance.
+  (s_in, _), _ = _step(model, rule, None, True, 1)(params, span)
+  assert np.abs(s_in - r_in).max() > 1e-2
+
+
+def test_hogwild_is_named_and_refused_where_it_cannot_run():
+  from w2v_jax import engine
+  from w2v_jax.config import TrainConfig
+  from w2v_jax.errors import W2VError
+  on = native.Status(True, "native CPU kernels built")
+  spec = engine.select_step(TrainConfig(model="cbow_neg", hogwild=True), backend_status=on)
+  assert "Hogwild" in spec.name and "no longer gives the same bytes" in spec.reason
+  with pytest.raises(W2VError, match="--hogwild runs in the fused native CPU kernels.*off: W2V_JAX_NATIVE=0"):
+    engine.select_step(TrainConfig(model="sgram_neg", hogwild=True),
+                       backend_status=native.Status(False, "native CPU kernels off: W2V_JAX_NATIVE=0"))
+  with pytest.raises(W2VError, match="sgram_neg on the buckets layout has none"):
+    engine.select_step(TrainConfig(model="sgram_neg", hogwild=True, layout="buckets"), backend_status=on)
+  with pytest.raises(W2VError, match="cbow_hs on the"):
+    engine.select_step(TrainConfig(model="cbow_hs", hogwild=True), backend_status=on)
+
+
+@needs_kernel
+@pytest.mark.parametrize("model", ["cbow_neg", "sgram_neg"])
+def test_hogwild_learns_on_the_shipped_corpus(model, tmp_path):
+  # Real text, two threads racing: number words end up far more alike than frequent words at large
+  # (untrained vectors: no difference), and the loss falls.
+  from w2v_jax import api
+  from w2v_jax.config import TrainConfig
+  result = api.train(TrainConfig(model=model, dim=32, epochs=2, min_count=20, hogwild=True), None, None,
+                     cache_dir=tmp_path / "cache", log_every_s=0.5)
+  assert "Hogwild" in result.summary["engine"]["step"]
+  losses = [r["loss"] for r in result.history]
+  assert losses[-1] < losses[0]
+  v = np.asarray(result.params.W_in)
+  u = v / np.linalg.norm(v, axis=1, keepdims=True)
+  nums = [result.vocab.index[w] for w in "two three four five six seven eight ten".split()]
+  mean_cos = lambda ids: float((u[ids] @ u[ids].T)[np.triu_indices(len(ids), 1)].mean())
+  assert mean_cos(nums) - mean_cos(list(range(50, 450, 50))) > 0.1   # untrained: about 0

@@ -10,7 +10,8 @@ LAYOUTS = ("auto", "span", "buckets", "batch")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """A run's settings. Two runs with equal configs (and corpus) give identical vectors on the CPU."""
+  """A run's settings. Two runs with equal configs (and corpus) give identical vectors on the CPU (not so
+  with hogwild=True, whose threads race: engine.select_step says so in the run's first line)."""
   model: str = "sgram_neg"
   dim: int = 100
   window: int = 5
@@ -31,6 +32,7 @@ class TrainConfig:
                                      # or "none" (docs 000/001 as written)
   sgram_neg_form: str = "swapped"    # sgram_neg's training form: "swapped" | "shared" | "pairs" (models.py)
   max_dup: float | None = 32.0       # cap on a word's summed updates per step (rows.damp_duplicates)
+  hogwild: bool = False              # fused kernels: word2vec.c's unsynchronised updates (not bit-reproducible)
   layout: str = "auto"               # a step's batch: "span", "buckets", "batch"; auto: engine.select_step
   steps_per_call: int = 16           # training steps per jitted call (lax.scan)
   optimizer: str = "word2vec"        # "word2vec": word2vec's sparse SGD; or sgd, adam, adagrad, rmsprop on

@@ -19,9 +19,10 @@ apply_rows.cc, behind kernels.h, free of XLA) at -O3, and ffi_handlers.cc, the X
 jaxlib's bundled FFI headers, at -O1; into $W2V_JAX_NATIVE_DIR or
 ~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler and the machine.
 `python -m w2v_jax.native build` does it ahead of time; `start_build()` does it on a background thread
-(api.train calls it first, so the build overlaps reading the corpus), and `status()` waits for it. A failed build writes its compiler log and a
-marker beside where the library would be; later processes read the marker and do not try again (delete
-it, or run `python -m w2v_jax.native build --force`, to retry). `status()` says whether the kernels run
+(api.train calls it first, so the build overlaps reading the corpus), and `status()` waits for it. A
+failed build writes its compiler log and a marker beside where the library would be; later processes
+read the marker and do not try again (delete it, or run `python -m w2v_jax.native build --force`, to
+retry). `status()` says whether the kernels run
 here and, if not, why in one line: the engine puts that line in the run's first line and summary.json,
 and runs the pure-JAX step instead. W2V_JAX_NATIVE=0 switches the backend off.
 """
@@ -229,8 +230,10 @@ def sgram_neg_span_step_reference(params, span, lr, max_dup: float | None):
                 apply_rows_reference(params.W_out, [(rg.out_idx, rg.out_rows)], -lr, max_dup)), loss
 
 
-def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, **attrs):
+def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, hogwild: bool, **attrs):
   """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place."""
+  if hogwild and not _require(params):
+    raise ValueError("hogwild: the fused kernels run on float32 tables only")
   W_in, W_out = params
   call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
                                    jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
@@ -239,11 +242,12 @@ def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: i
   W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
                            span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
                            max_dup=np.float32(max_dup if max_dup is not None else 0.0),
-                           threads=np.int32(threads), **attrs)
+                           threads=np.int32(threads), hogwild=np.int32(hogwild), **attrs)
   return Params(W_in, W_out), loss
 
 
-def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_grad: str, threads: int = 0):
+def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_grad: str, threads: int = 0,
+                       hogwild: bool = False):
   """`cbow_neg_span_step_reference` as one fused kernel (fused_steps.cc): the whole step, forward,
   gradient and both tables' updates, on the calling thread and the other threads of XLA's CPU pool, in
   place on the donated tables.
@@ -251,20 +255,24 @@ def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_
   Equal to the reference to float rounding, not bit for bit: its dot products and sums add in an order of
   their own (tests/test_native.py). Deterministic: the tables after a step depend only on the inputs, not
   on the number of threads or on which thread ran which part (threads: at most this many, 0 for all of
-  XLA's CPU pool; the tests compare 1 with all)."""
+  XLA's CPU pool; the tests compare 1 with all).
+
+  hogwild=True runs word2vec.c's update instead (fused_steps.cc, RunHogwild): each window's rows are
+  updated as soon as it is done, by threads that never wait for one another, with no duplicate cap. With
+  one thread it is sequential SGD over the windows; with more, not reproducible bit for bit."""
   losses.check_context_grad(cbow_context_grad)
-  if not _require(params):
+  if not hogwild and not _require(params):
     return cbow_neg_span_step_reference(params, span, lr, max_dup, cbow_context_grad=cbow_context_grad)
-  return _fused_step(_CBOW_NEG_TARGET, params, span, lr, max_dup, threads,
+  return _fused_step(_CBOW_NEG_TARGET, params, span, lr, max_dup, threads, hogwild,
                      mean_grad=np.int32(cbow_context_grad == "mean"))
 
 
-def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, threads: int = 0):
+def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, threads: int = 0, hogwild: bool = False):
   """`sgram_neg_span_step_reference` as one fused kernel, as `cbow_neg_span_step` is for cbow_neg (the
-  same threads, the same determinism, equal to the reference to float rounding)."""
-  if not _require(params):
+  same threads, the same determinism, equal to the reference to float rounding; the same `hogwild`)."""
+  if not hogwild and not _require(params):
     return sgram_neg_span_step_reference(params, span, lr, max_dup)
-  return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads)
+  return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads, hogwild)
 
 
 # A model's `native_step` name -> its fused kernel, called as f(params, span, lr, max_dup, **native_options).

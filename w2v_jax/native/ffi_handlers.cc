@@ -106,13 +106,13 @@ ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi
                            ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
                            ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
                            ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
-                           float max_dup, int32_t mean_grad, int32_t threads) {
+                           float max_dup, int32_t mean_grad, int32_t threads, int32_t hogwild) {
   w2v::StepArgs s;
   if (auto e = Unpack("w2v_cbow_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
       e.failure())
     return e;
   XlaPool p(&pool);
-  w2v::CbowNegStep(p, s, max_dup, mean_grad != 0, threads);
+  w2v::CbowNegStep(p, s, max_dup, mean_grad != 0, threads, hogwild != 0);
   return ffi::Error::Success();
 }
 
@@ -120,13 +120,13 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
                             ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
                             ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
                             ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
-                            float max_dup, int32_t threads) {
+                            float max_dup, int32_t threads, int32_t hogwild) {
   w2v::StepArgs s;
   if (auto e = Unpack("w2v_sgram_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
       e.failure())
     return e;
   XlaPool p(&pool);
-  w2v::SgramNegStep(p, s, max_dup, threads);
+  w2v::SgramNegStep(p, s, max_dup, threads, hogwild != 0);
   return ffi::Error::Success();
 }
 
@@ -169,7 +169,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplySpanRows, ApplySpanRowsImpl,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
                               StepBinding()
                                   .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
-                                  .Attr<int32_t>("threads"));     // 0: the pool's; 1: the caller's only
+                                  .Attr<int32_t>("threads")       // 0: the pool's; 1: the caller's only
+                                  .Attr<int32_t>("hogwild"));     // 1: unsynchronised per-window updates
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
-                              StepBinding().Attr<int32_t>("threads"));   // 0: the pool's; 1: the caller's only
+                              StepBinding()
+                                  .Attr<int32_t>("threads")       // 0: the pool's; 1: the caller's only
+                                  .Attr<int32_t>("hogwild"));     // 1: unsynchronised per-window updates

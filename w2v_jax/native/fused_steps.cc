@@ -292,11 +292,30 @@ inline void Targets(const Step& s, int64_t b, const float** rows, int32_t* ids) 
 // What phase 1 of a window reads and writes besides the tables: the window's 1 + K target rows and ids,
 // and its coefficients g (CBOW's), sized once per chunk.
 struct WindowScratch {
-  explicit WindowScratch(int64_t nt) : g(nt), rows(nt), ids(nt) {}
+  WindowScratch(int64_t nt, int64_t d = 0) : g(nt), rows(nt), ids(nt), h(d), dh(d) {}
   std::vector<float> g;
   std::vector<const float*> rows;
   std::vector<int32_t> ids;
+  std::vector<float> h, dh;   // Hogwild: the window's input vector and its gradient
 };
+
+// Hogwild (hogwild = 1): word2vec.c's and gensim's update instead of the synchronous step. Each window's
+// updates are applied as soon as it is done, and the pool's threads take chunks of windows without waiting
+// for one another; they read and write the tables concurrently, unsynchronised. No phases 2 and 3, no
+// duplicate cap (each update is applied at once), and one wait per step. With one thread this is plain
+// sequential SGD over the windows, deterministic; with more, the result depends on timing.
+template <class Window>
+void RunHogwild(Pool* pool, int32_t threads, const Step& s, const Window& window) {
+  auto windows = [&](int64_t chunk) {
+    WindowScratch scratch(s.k + 1, s.d);
+    const int64_t lo = chunk * kWindows, hi = std::min(s.nb, lo + kWindows);
+    for (int64_t b = lo; b < hi; ++b) {
+      if (b + kAheadWindows < s.nb) PrefetchWindow(s, b + kAheadWindows);
+      window(b, scratch);
+    }
+  };
+  ParallelFor(pool, threads, (s.nb + kWindows - 1) / kWindows, windows);
+}
 
 // The three phases both steps share, on the pool:
 //  1. window(b, chunk, scratch) per window, chunks of kWindows, the next windows' rows prefetched; it lists
@@ -350,8 +369,41 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
 
 }  // namespace
 
-void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad, int32_t threads) {
+void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad, int32_t threads, bool hogwild) {
   const Step s(args);
+  if (hogwild) {   // per window: h, then each target's score, its W_out row updated at once; then W_in
+    auto window = [&](int64_t b, WindowScratch& w) {
+      const int64_t d = s.d, c = s.c;
+      const float* m = s.mask + b * c;
+      float n = 0.0f;
+      for (int64_t j = 0; j < c; ++j) n += m[j];
+      s.loss[b] = 0.0f;
+      if (!(n > 0.0f)) return;
+      float* h = w.h.data();
+      float* dh = w.dh.data();
+      std::fill(h, h + d, 0.0f);
+      std::fill(dh, dh + d, 0.0f);
+      for (int64_t j = 0; j < c; ++j)
+        if (m[j] != 0.0f) Axpy(m[j], s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d, h, d);
+      for (int64_t i = 0; i < d; ++i) h[i] /= n;
+      Targets(s, b, w.rows.data(), w.ids.data());
+      LossTerms loss;
+      for (int64_t t = 0; t <= s.k; ++t) {
+        const float sig = loss.Add(Dot(w.rows[t], h, d), t == 0);
+        const float g = t == 0 ? sig - 1.0f : sig;
+        Axpy(g, w.rows[t], dh, d);
+        const int64_t r = w2v::Normalize(w.ids[t], s.v);
+        if (r >= 0) Axpy(s.scale * g, h, s.wout + r * d, d);
+      }
+      s.loss[b] = loss.Loss();
+      for (int64_t j = 0; j < c; ++j) {
+        const int64_t r = m[j] != 0.0f ? w2v::Normalize(s.tok[s.w + b + s.offset[j]], s.v) : -1;
+        if (r >= 0) Axpy(s.scale * (mean_grad ? m[j] / n : m[j]), dh, s.win + r * d, d);
+      }
+    };
+    RunHogwild(&pool, threads, s, window);
+    return;
+  }
   const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
   Scratch& x = GetScratch();
   std::lock_guard<std::mutex> lock(x.mu);
@@ -399,8 +451,36 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
   RunPhases(&pool, threads, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
 }
 
-void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threads) {
+void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threads, bool hogwild) {
   const Step s(args);
+  if (hogwild) {   // per real slot: its scores against T_b, each W_out row updated at once; then its W_in row
+    auto window = [&](int64_t b, WindowScratch& w) {
+      const int64_t d = s.d, c = s.c;
+      const float* m = s.mask + b * c;
+      Targets(s, b, w.rows.data(), w.ids.data());
+      float* dh = w.dh.data();
+      float l = 0.0f;
+      for (int64_t j = 0; j < c; ++j) {
+        if (m[j] == 0.0f) continue;
+        const int64_t r = w2v::Normalize(s.tok[s.w + b + s.offset[j]], s.v);
+        float* hj = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
+        std::fill(dh, dh + d, 0.0f);
+        LossTerms loss;
+        for (int64_t t = 0; t <= s.k; ++t) {
+          const float sig = loss.Add(Dot(hj, w.rows[t], d), t == 0);
+          const float g = m[j] * (t == 0 ? sig - 1.0f : sig);
+          Axpy(g, w.rows[t], dh, d);
+          const int64_t o = w2v::Normalize(w.ids[t], s.v);
+          if (o >= 0) Axpy(s.scale * g, hj, s.wout + o * d, d);
+        }
+        l += m[j] * loss.Loss();
+        if (r >= 0) Axpy(s.scale, dh, hj, d);
+      }
+      s.loss[b] = l;
+    };
+    RunHogwild(&pool, threads, s, window);
+    return;
+  }
   const int64_t d = s.d, nb = s.nb, c = s.c, k = s.k;
   Scratch& x = GetScratch();
   std::lock_guard<std::mutex> lock(x.mu);

@@ -31,9 +31,10 @@ struct StepArgs {
   float scale;
 };
 
-// fused_steps.cc: one negative-sampling training step (see there for the maths).
-void CbowNegStep(Pool& pool, const StepArgs& s, float max_dup, bool mean_grad, int32_t threads);
-void SgramNegStep(Pool& pool, const StepArgs& s, float max_dup, int32_t threads);
+// fused_steps.cc: one negative-sampling training step (see there for the maths); hogwild: word2vec.c's
+// unsynchronised per-window updates instead of the synchronous step.
+void CbowNegStep(Pool& pool, const StepArgs& s, float max_dup, bool mean_grad, int32_t threads, bool hogwild);
+void SgramNegStep(Pool& pool, const StepArgs& s, float max_dup, int32_t threads, bool hogwild);
 
 // apply_rows.cc: table += scale * damp(rows) over parts (ApplyParts), and the span layout's input side.
 void ApplyRows(float* w, int64_t v, int64_t d, const std::vector<Part>& parts, float scale, float max_dup);
