@@ -185,6 +185,31 @@ def compare(args) -> list[dict]:
   return rows
 
 
+def scaling_table(rows: list[dict]) -> str:
+  """vocab_scaling's table from its rows (also: scaling_table(json.load(f)["vocab_scaling"]))."""
+  lines = ["\nVocabulary scaling (Zipf(1.0) text; words/s with and without the first call's compilation; outside "
+           "training = import + vocabulary and encoding + write):",
+           "| V | tokens | model | words/s w2v_jax (excl. compile) | words/s gensim | ratio (excl. compile) | "
+           "outside training s (w2v_jax / gensim) | whole job s (w2v_jax / gensim) | ratio | peak RSS MB "
+           "(w2v_jax / gensim) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  out = lambda r: r["import_seconds"] + r["prepare_seconds"] + r["write_seconds"]
+  for j in rows:
+    if not j["system"].startswith("w2v_jax"):
+      continue
+    g = next((r for r in rows if r["system"].startswith("gensim") and r["model"] == j["model"]
+              and r["zipf_types"] == j["zipf_types"]), None)
+    if g is None:
+      continue
+    lines.append(
+        f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']}"
+        f"{' --hogwild' if 'hogwild' in j['system'] else ''} | {j['words_per_sec'] / 1e3:,.0f}k "
+        f"({j['words_per_sec_excl_compile'] / 1e3:,.0f}k) | {g['words_per_sec'] / 1e3:,.0f}k | "
+        f"{j['words_per_sec'] / g['words_per_sec']:.2f}x ({j['words_per_sec_excl_compile'] / g['words_per_sec']:.2f}x) | "
+        f"{out(j):.1f} / {out(g):.1f} | {j['whole_job_seconds']:.1f} / {g['whole_job_seconds']:.1f} | "
+        f"{g['whole_job_seconds'] / j['whole_job_seconds']:.2f}x | {j['peak_rss_mb']:,.0f} / {g['peak_rss_mb']:,.0f} |")
+  return "\n".join(lines)
+
+
 def vocab_scaling(args) -> list[dict]:
   """compare() on each --zipf corpus (synthetic Zipf text, made once into --cache_dir/zipf), then one table:
   training words/s against gensim's as V grows, the time outside training, and peak RSS."""
@@ -196,21 +221,7 @@ def vocab_scaling(args) -> list[dict]:
     run.corpus = zipf_corpus(types, tokens, os.path.join(args.cache_dir, "zipf"))
     print(f"\nZipf corpus: {types:,} word types, {tokens:,} tokens", flush=True)
     rows += [dict(r, zipf_types=types, zipf_tokens=tokens) for r in compare(run)]
-  print("\nVocabulary scaling (Zipf(1.0) text; outside training = import + vocabulary and encoding + write; "
-        "compilation is in words/s, not here):\n| V | tokens | model | words/s w2v_jax | words/s gensim | ratio | "
-        "outside training s (w2v_jax / gensim) | whole job s (w2v_jax / gensim) | ratio | peak RSS MB "
-        "(w2v_jax / gensim) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-  for j in rows:
-    if not j["system"].startswith("w2v_jax"):
-      continue
-    g = next((r for r in rows if r["system"].startswith("gensim") and r["model"] == j["model"]
-              and r["zipf_types"] == j["zipf_types"]), None)
-    out = lambda r: r["import_seconds"] + r["prepare_seconds"] + r["write_seconds"]
-    gs = lambda key, fmt: format(g[key], fmt) if g else "-"
-    print(f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']}{' --hogwild' if 'hogwild' in j['system'] else ''} | {j['words_per_sec'] / 1e3:,.0f}k | "
-          f"{format(g['words_per_sec'] / 1e3, ',.0f') + 'k' if g else '-'} | {j['ratio_vs_gensim']:.2f}x | {out(j):.1f} / "
-          f"{format(out(g), '.1f') if g else '-'} | {j['whole_job_seconds']:.1f} / {gs('whole_job_seconds', '.1f')} | "
-          f"{j['whole_job_ratio_vs_gensim']:.2f}x | {j['peak_rss_mb']:,.0f} / {gs('peak_rss_mb', ',.0f')} |", flush=True)
+  print(scaling_table(rows), flush=True)
   return rows
 
 
