@@ -100,7 +100,8 @@ def draw_loss(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict]) -> N
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
-          checkpoint_every_s: float = 60.0, log_every_s: float = 1.0, mesh=None, on_start: Callable[[dict], None] | None = None) -> RunResult:
+          checkpoint_every_s: float = 60.0, log_every_s: float = 1.0, mesh=None,
+          on_start: Callable[[dict], None] | None = None) -> RunResult:
   """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
 
   `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and

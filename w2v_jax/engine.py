@@ -113,7 +113,8 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     raise W2VError("--hogwild runs in the fused native CPU kernels (cbow_neg, sgram_neg; one device, span "
                    f"layout): here {here}; drop --hogwild")
   if use_native and layout == "span" and fused is not None and cfg.hogwild:
-    step = step_lib.make_fused_step(fused, dict(model.native_options, hogwild=True), cfg.max_dup, model.per_pair)
+    step = step_lib.make_fused_step(fused, dict(model.native_options, hogwild=True), cfg.max_dup,
+                                    model.per_pair)
     name = "fused native CPU kernel, Hogwild"
     how = ("--hogwild: each window's rows are updated at once by threads that never wait for one another "
            "(word2vec.c's update; no duplicate cap): faster, but the same seed no longer gives the same bytes")

@@ -22,9 +22,9 @@ jaxlib's bundled FFI headers, at -O1; into $W2V_JAX_NATIVE_DIR or
 (api.train calls it first, so the build overlaps reading the corpus), and `status()` waits for it. A
 failed build writes its compiler log and a marker beside where the library would be; later processes
 read the marker and do not try again (delete it, or run `python -m w2v_jax.native build --force`, to
-retry). `status()` says whether the kernels run
-here and, if not, why in one line: the engine puts that line in the run's first line and summary.json,
-and runs the pure-JAX step instead. W2V_JAX_NATIVE=0 switches the backend off.
+retry). `status()` says whether the kernels run here and, if not, why in one line: the engine puts that
+line in the run's first line and summary.json, and runs the pure-JAX step instead. W2V_JAX_NATIVE=0
+switches the backend off.
 """
 import ctypes
 import functools
@@ -58,7 +58,7 @@ _TARGETS = {_TARGET: "W2vApplyRows", _SPAN_TARGET: "W2vApplySpanRows", _CBOW_NEG
             _SGRAM_NEG_TARGET: "W2vSgramNegStep"}
 _FLAGS = ["-march=native", "-ffp-contract=off", "-std=c++17", "-fPIC", "-w"]
 # The kernels at -O3; ffi_handlers.cc, which only unpacks arguments but parses XLA's FFI headers (most of a
-# build's time), at -O1: a cold build went from 6.5 s to about 3.5 s on 2 cores.
+# build's time), at -O1: a cold build went from 6.5 s to 4.1 s on 2 cores.
 _OPT = {"ffi_handlers.cc": "-O1"}
 
 
@@ -85,7 +85,8 @@ def _key(cxx: str) -> str:
   # -march=native: the library is for this machine, hence the node and processor in the key.
   sources = [p.read_text() for p in _SOURCES + _HEADERS]
   return hashlib.sha256("\0".join([*sources, jaxlib.__version__, cxx, platform.machine(), platform.node(),
-                                   platform.processor(), *_FLAGS, *map(_opt, _SOURCES)]).encode()).hexdigest()[:16]
+                                   platform.processor(), *_FLAGS, *map(_opt, _SOURCES)]).encode()
+                        ).hexdigest()[:16]
 
 
 def _compile(cxx: str, lib_path: pathlib.Path, log_path: pathlib.Path) -> str | None:
@@ -104,7 +105,8 @@ def _compile(cxx: str, lib_path: pathlib.Path, log_path: pathlib.Path) -> str | 
       codes = [job.wait() for job in jobs]
       link = None
       if not any(codes):
-        link = subprocess.run([cxx, "-shared", *_FLAGS, *map(str, objects), "-o", str(out)], capture_output=True)
+        link = subprocess.run([cxx, "-shared", *_FLAGS, *map(str, objects), "-o", str(out)],
+                              capture_output=True)
     except OSError as e:
       log_path.write_text(f"{cxx}: {e}\n")
       return f"the C++ compiler {cxx!r} could not be run ({e.strerror})"
@@ -173,9 +175,10 @@ def build(force: bool = False) -> Status:
   if force and cxx is not None:
     lib_path = _build_dir() / f"w2v_native-{_key(cxx)}.so"
     lib_path.with_suffix(".failed").unlink(missing_ok=True)
-    with _LOCK:
+  with _LOCK:
+    if force:
       _load.cache_clear()
-  return status()
+    return _load()
 
 
 def _require(tables) -> bool:
