@@ -163,9 +163,12 @@ def fail(message: str, code: int = 2):
 
 
 def run_main(main):
-  """Wraps an absl main so W2VError (and a missing file) end as one line on stderr."""
+  """Wraps an absl main so W2VError (and a missing file) end as one line on stderr, as do positional
+  arguments (every script takes flags only)."""
   def wrapped(argv):
     logging.set_verbosity(logging.WARNING)   # absl's INFO lines (e.g. JAX probing for a TPU) are noise here
+    if len(argv) > 1:
+      fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     try:
       return main(argv)
     except W2VError as e:

@@ -79,8 +79,6 @@ def run():
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   paths = [p for p in FLAGS.vectors or [] if p]
   if not paths:
     common.fail("pass --vectors=FILE (a word2vec text or binary file), or several, comma-separated")

@@ -32,8 +32,6 @@ def run():
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   mesh = common.mesh_from_flags(FLAGS)   # first: multi-host start-up must precede any JAX work
   common.use_compile_cache(FLAGS.cache_dir, FLAGS.compile_cache)
   common.load_plugins(FLAGS.plugin)

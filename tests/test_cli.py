@@ -71,6 +71,8 @@ def test_same_flags_give_byte_identical_vectors(tmp_path):
     (["--window=0"], ["window"]),
     (["--neg=-1"], ["neg"]),
     (["--max_dup=-1"], ["--max_dup"]),
+    (["corpus.txt"], ["unexpected arguments ['corpus.txt']", "--name=value"]),   # common.run_main
+    (["--model=cbow_hs", "--hogwild"], ["--hogwild runs in the fused native CPU kernels", "drop --hogwild"]),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, fragments):
   assert_one_line_error(run_train(tmp_path, f"--workdir={tmp_path / 'run'}", *flags), *fragments)

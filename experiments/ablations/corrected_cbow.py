@@ -127,8 +127,6 @@ def speed_plot(finals: dict[str, list[dict]], path: pathlib.Path) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   started = time.time()
   workdir = pathlib.Path(FLAGS.workdir)
   seeds = shared.ints(FLAGS.seeds)

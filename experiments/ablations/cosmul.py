@@ -114,8 +114,6 @@ def sections_plot(results: dict[str, dict], path: pathlib.Path) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   started = time.time()
   workdir = pathlib.Path(FLAGS.workdir)
   results: dict[str, dict] = {}

@@ -56,8 +56,6 @@ def with_context_vectors(result: api.RunResult) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
   started = time.time()
   workdir = pathlib.Path(FLAGS.workdir)
   seeds = shared.ints(FLAGS.seeds)
