@@ -107,20 +107,20 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     init, update = row_optimizers.make(cfg.optimizer, cfg.batch_size)
   neg_draws = (cfg.neg * 2 * cfg.window if model.negatives_per_slot else cfg.neg) if model.uses_negatives else 0
   use_native = status.available and mesh is None
-  if cfg.hogwild and not (use_native and layout == "span" and fused is not None):
+  fused_here = use_native and layout == "span" and fused is not None
+  if cfg.hogwild and not fused_here:
     here = ("a mesh is given" if mesh is not None else status.reason if not status.available
             else f"{model.name} on the {layout} layout has none")
     raise W2VError("--hogwild runs in the fused native CPU kernels (cbow_neg, sgram_neg; one device, span "
                    f"layout): here {here}; drop --hogwild")
-  if use_native and layout == "span" and fused is not None and cfg.hogwild:
-    step = step_lib.make_fused_step(fused, dict(model.native_options, hogwild=True), cfg.max_dup,
-                                    model.per_pair)
-    name = "fused native CPU kernel, Hogwild"
-    how = ("--hogwild: each window's rows are updated at once by threads that never wait for one another "
-           "(word2vec.c's update; no duplicate cap): faster, but the same seed no longer gives the same bytes")
-  elif use_native and layout == "span" and fused is not None:
-    step = step_lib.make_fused_step(fused, dict(model.native_options), cfg.max_dup, model.per_pair)
+  if fused_here:
+    options = dict(model.native_options, **({"hogwild": True} if cfg.hogwild else {}))
+    step = step_lib.make_fused_step(fused, options, cfg.max_dup, model.per_pair)
     name, how = "fused native CPU kernel", "the fused kernel does the forward pass, gradient and update"
+    if cfg.hogwild:
+      name += ", Hogwild"
+      how = ("--hogwild: each window's rows are updated at once by threads that never wait for one another "
+             "(word2vec.c's update; no duplicate cap): faster, but the same seed no longer gives the same bytes")
   elif use_native:
     step = step_lib.make_fast_step(rows_fn, step_lib.make_update(native.apply_rows, cfg.max_dup))
     name, how = f"XLA {_rows_kind(model)} + native row kernel", "XLA computes the rows, the row kernel applies them"

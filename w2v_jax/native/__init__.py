@@ -233,10 +233,14 @@ def sgram_neg_span_step_reference(params, span, lr, max_dup: float | None):
                 apply_rows_reference(params.W_out, [(rg.out_idx, rg.out_rows)], -lr, max_dup)), loss
 
 
+def _no_reference(hogwild: bool) -> None:
+  """The JAX reference is the synchronous step: it cannot stand in for hogwild's."""
+  if hogwild:
+    raise ValueError("hogwild: the fused kernels run on float32 tables only")
+
+
 def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, hogwild: bool, **attrs):
   """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place."""
-  if hogwild and not _require(params):
-    raise ValueError("hogwild: the fused kernels run on float32 tables only")
   W_in, W_out = params
   call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
                                    jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
@@ -264,7 +268,8 @@ def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_
   updated as soon as it is done, by threads that never wait for one another, with no duplicate cap. With
   one thread it is sequential SGD over the windows; with more, not reproducible bit for bit."""
   losses.check_context_grad(cbow_context_grad)
-  if not hogwild and not _require(params):
+  if not _require(params):
+    _no_reference(hogwild)
     return cbow_neg_span_step_reference(params, span, lr, max_dup, cbow_context_grad=cbow_context_grad)
   return _fused_step(_CBOW_NEG_TARGET, params, span, lr, max_dup, threads, hogwild,
                      mean_grad=np.int32(cbow_context_grad == "mean"))
@@ -273,7 +278,8 @@ def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_
 def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, threads: int = 0, hogwild: bool = False):
   """`sgram_neg_span_step_reference` as one fused kernel, as `cbow_neg_span_step` is for cbow_neg (the
   same threads, the same determinism, equal to the reference to float rounding; the same `hogwild`)."""
-  if not hogwild and not _require(params):
+  if not _require(params):
+    _no_reference(hogwild)
     return sgram_neg_span_step_reference(params, span, lr, max_dup)
   return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads, hogwild)
 
