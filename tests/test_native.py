@@ -330,3 +330,33 @@ def test_hogwild_learns_on_the_shipped_corpus(model, tmp_path):
   nums = [result.vocab.index[w] for w in "two three four five six seven eight ten".split()]
   mean_cos = lambda ids: float((u[ids] @ u[ids].T)[np.triu_indices(len(ids), 1)].mean())
   assert mean_cos(nums) - mean_cos(list(range(50, 450, 50))) > 0.1   # untrained: about 0
+
+
+_IDLE_AFTER_STEPS = """
+import time, jax, jax.numpy as jnp, numpy as np
+from tests.test_native import _cbow_case, _step
+params, span = _cbow_case(5)
+step = _step("{model}", "sum", 32.0, True)
+for i in range(1500):   # calls close together (helpers linger between them) and, every 50th, apart
+  params, _ = step(params, span)
+  if i % 50 == 0:
+    time.sleep(0.002)
+time.sleep(0.05)   # past any helper's linger (200 us)
+t = time.process_time()
+time.sleep(0.5)
+print("idle cpu", time.process_time() - t)
+"""
+
+
+@needs_kernel
+@pytest.mark.parametrize("model", ["cbow_neg", "sgram_neg"])
+def test_the_kernels_helpers_stop_lingering_when_training_stops(model):
+  """The fused kernels' helper threads spin for a while after a phase, waiting for the next (fused_steps.cc,
+  Crew), and must then go back to XLA's pool. One that spun forever held a pool thread: a later 4-device
+  computation waited for it in an all-to-all until XLA aborted (tests/test_distributed.py caught that),
+  and it burnt a core. So after many steps the process must be idle."""
+  out = subprocess.run([sys.executable, "-c", _IDLE_AFTER_STEPS.format(model=model)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  idle = float(out.stdout.split("idle cpu")[1])
+  assert idle < 0.1, f"{idle:.2f} s of CPU in 0.5 s after training stopped: a helper is still spinning"

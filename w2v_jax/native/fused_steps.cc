@@ -53,9 +53,9 @@ inline void CpuRelax() {
 // Helpers that stay a while. A helper that has run its task lingers for kLinger, spinning, and the next
 // ParallelFor hands its task to a lingering helper instead of scheduling one on the pool: a sleeping pool
 // thread took 10-50 us to wake, and a step has three phases. `spinners_` counts the lingering helpers that
-// no task has been promised to. A poster takes one off the count (CAS) and then queues its task; a helper
-// whose time is up leaves only if it can take itself off the count, and otherwise waits for the task that
-// was promised to it. If no helper lingers, the task goes to the pool as before.
+// no task has been promised to (so spinners_ + queued tasks = lingering helpers). A poster takes one off
+// the count (CAS) and then queues its task, which any lingering helper may take; a helper whose time is
+// up leaves only when it can take one off the count. If no helper lingers, the task goes to the pool.
 class Crew {
  public:
   static Crew& Get() {
@@ -82,13 +82,14 @@ class Crew {
       task();
       task = nullptr;
       const auto deadline = std::chrono::steady_clock::now() + kLinger;
-      bool promised = false;
       for (int64_t spins = 0; !(pending_.load(std::memory_order_acquire) > 0 && Take(task)); ++spins) {
-        if (!promised && (spins & 63) == 0 && std::chrono::steady_clock::now() > deadline) {
+        // Past the deadline, leave as soon as a helper can be taken off the count. While the count is 0,
+        // every lingering helper has a task queued or on its way, so this one will find a task, or find
+        // the count raised again by a helper that took a task meant for it and then lingered.
+        if ((spins & 63) == 0 && std::chrono::steady_clock::now() > deadline) {
           int64_t s = spinners_.load(std::memory_order_acquire);
           while (s > 0 && !spinners_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel)) {}
-          if (s > 0) return;   // off the count: no task will come to this helper
-          promised = true;     // a poster counted on this helper: wait for its task
+          if (s > 0) return;
         }
         CpuRelax();
       }
