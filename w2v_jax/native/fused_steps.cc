@@ -49,7 +49,6 @@ inline void CpuRelax() {
 #endif
 }
 
-
 // Helpers that stay a while. A helper that has run its task lingers for kLinger, spinning, and the next
 // ParallelFor hands its task to a lingering helper instead of scheduling one on the pool: a sleeping pool
 // thread took 10-50 us to wake, and a step has three phases. `spinners_` counts the lingering helpers that
@@ -112,10 +111,10 @@ class Crew {
 // one contiguous segment per thread: each thread runs its own from the front, then takes what is left of
 // the others' from the back. So a thread works on the same part of the batch in every phase (thread 0 on
 // the first windows, then on those windows' span positions), and reads what it wrote itself, not lines from
-// the other core's cache: cbow's phase 2 went from 150 to 50 us a step when chunks were dealt one at a time
-// instead. The caller waits only for chunks that were started, so a helper that never gets a core costs
-// nothing: the caller runs every chunk itself. A helper that starts late finds no chunk left and returns
-// without touching fn.
+// the other core's cache (cbow's phase 2 took 150 us a step when chunks were dealt one at a time to
+// whichever thread asked, 50 us now). The caller waits only for chunks that were started, so a helper
+// that never gets a core costs nothing: the caller runs every chunk itself. A helper that starts late
+// finds no chunk left and returns without touching fn.
 template <class F>
 void ParallelFor(Pool* pool, int64_t max_threads, int64_t n, const F& fn) {
   const int64_t pool_threads = pool->NumThreads();
@@ -144,7 +143,8 @@ void ParallelFor(Pool* pool, int64_t max_threads, int64_t n, const F& fn) {
         const uint64_t lo = v & 0xffffffffu, hi = v >> 32;
         if (lo >= hi) return -1;
         const uint64_t next = front ? (hi << 32 | (lo + 1)) : ((hi - 1) << 32 | lo);
-        if (state->seg[t].compare_exchange_weak(v, next, std::memory_order_relaxed)) return front ? lo : hi - 1;
+        if (state->seg[t].compare_exchange_weak(v, next, std::memory_order_relaxed))
+          return front ? lo : hi - 1;
       }
     };
     auto run = [&](int64_t i) {
