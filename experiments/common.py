@@ -56,7 +56,8 @@ def define_training_flags(sweep: bool = False) -> None:
                     "the literal model (shared), or K negatives per pair (pairs)")
   flags.DEFINE_bool("hogwild", _D.hogwild, "cbow_neg/sgram_neg on the native kernels: word2vec.c's update, "
                     "threads apply each window at once without waiting (faster; not bit-reproducible)")
-  flags.DEFINE_float("max_dup", _D.max_dup, "cap on a word's summed updates in one step; 0 switches it off")
+  flags.DEFINE_string("max_dup", _D.max_dup, "cap on a word's summed updates in one step: a number, 0 "
+                      "(off), or auto (32 up to --neg=5, 32*6/(neg+1) above)")
   flags.DEFINE_enum("layout", _D.layout, ["auto", "span", "buckets", "batch"], "a step's batch: span "
                     "(each corpus position's input row once a step), buckets (grouped by window size: no "
                     "padding), batch ([B, 2W]); auto picks the fastest for the model and backend")
@@ -72,13 +73,24 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_integer("process_id", None, "multi-host: this process's index, 0..num_processes-1")
 
 
+def parse_max_dup(text: str) -> float | str | None:
+  """--max_dup's value: "auto", None for 0 (no cap), or the number; anything else is one W2VError line."""
+  if text is None or text.strip().lower() == "auto":
+    return "auto"
+  try:
+    value = float(text)
+  except ValueError:
+    raise W2VError(f"--max_dup must be a number > 0, 'auto', or 0 to switch the cap off; got {text!r}")
+  return None if value == 0 else value
+
+
 def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
   names = ["epochs", "min_count", "max_vocab_size", "sample", "subsampling", "lr", "batch_size", "seed", "ns_exponent",
            "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer", "optimizer_on", "softmax_prior",
            "steps_per_call", "sgram_neg_form", "layout", "hogwild"]
   values = {n: getattr(FLAGS, n) for n in names}
-  values["max_dup"] = FLAGS.max_dup or None   # 0 (or unset) means no cap
+  values["max_dup"] = parse_max_dup(FLAGS.max_dup)
   for n in ("model", "dim", "window", "neg"):
     if n in FLAGS:
       values[n] = getattr(FLAGS, n)

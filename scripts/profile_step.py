@@ -28,6 +28,7 @@ from w2v_jax import corpus as corpus_lib, engine, models, train  # noqa: E402
 from w2v_jax import step as step_lib  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 from bench_runs import field_value  # noqa: E402  (scripts/ is on sys.path when a script runs)
+from experiments.common import parse_max_dup  # noqa: E402
 
 
 def main():
@@ -42,8 +43,8 @@ def main():
 
   base = TrainConfig()
   fields = {k: field_value(getattr(base, k), v) for k, v in (s.split("=", 1) for s in args.set)}
-  if fields.get("max_dup") == 0:
-    fields["max_dup"] = None   # as on the command line: 0 switches the cap off
+  if "max_dup" in fields:   # as on the command line: a number, auto, or 0 (the cap off)
+    fields["max_dup"] = parse_max_dup(fields["max_dup"])
   cfg = TrainConfig(model=args.model, **fields).validate()
   vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
   if args.no_native:

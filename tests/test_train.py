@@ -1,5 +1,7 @@
 """The training engine: both step paths agree, the chunk compiles once, training learns planted
 structure, and runs are reproducible and resumable bit for bit."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from w2v_jax import api, checkpoint, engine, models, train
 from w2v_jax import rows as rows_lib
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
+from w2v_jax.errors import W2VError
 from tests.helpers import awkward_batch, group_purity, jax_step, planted_corpus, random_params
 
 TINY = dict(dim=16, window=2, neg=3, epochs=3, min_count=1, sample=0.0, batch_size=64, steps_per_call=4)
@@ -146,3 +149,26 @@ def test_checkpoints_are_taken_by_time(tmp_path, every_s, expect_mid_run):
             on_log=lambda r: seen.append((run / "checkpoint.npz").exists()))
   assert len(seen) >= 4 and any(seen[2:-1]) == expect_mid_run
   assert (run / "checkpoint.npz").exists()
+
+
+def test_the_auto_duplicate_cap_follows_k():
+  assert TrainConfig().dup_cap == 32.0                                  # K = 5: the cap measured with it
+  assert TrainConfig(neg=2).dup_cap == 32.0
+  assert TrainConfig(neg=15).dup_cap == 12.0                            # 192 predictions' worth
+  assert TrainConfig(model="cbow", neg=0).dup_cap == 32.0               # no negatives
+  assert TrainConfig(neg=15, max_dup=32.0).dup_cap == 32.0              # a number is taken as given
+  assert TrainConfig(neg=15, max_dup=None).dup_cap is None
+  with pytest.raises(W2VError, match="--max_dup"):
+    TrainConfig(max_dup="often").validate()
+
+
+def test_sgram_neg_with_k_15_trains_at_word2vecs_lr_on_real_text(tmp_path):
+  """Levy et al.'s k = 15 at word2vec.c's lr 0.025, on the shipped English corpus: a fixed cap of 32
+  summed updates blew up in the second epoch (a frequent word's stale updates, each carrying K + 1
+  predictions); the auto cap (12 at K = 15) trains, and the vectors learn word similarity."""
+  cfg = TrainConfig(model="sgram_neg", neg=15)
+  with pytest.raises(train.Diverged, match="blew up|non-finite"):
+    api.train(dataclasses.replace(cfg, max_dup=32.0), cache_dir=tmp_path)
+  run = api.train(cfg, cache_dir=tmp_path)
+  assert run.summary["status"] == "finished"
+  assert run.summary["ws353_spearman"] > 0.08 and run.summary["analogy_accuracy"] > 0.01, run.summary

@@ -102,7 +102,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     raise W2VError("--layout=span cannot carry K negatives per pair; use --layout=buckets")
 
   rows_fn = step_lib.make_rows(model.span_rows if layout == "span" else model.update_rows, model.per_pair)
-  init, update = step_lib.TrainState, step_lib.make_update(rows.apply_rows_reference, cfg.max_dup)
+  init, update = step_lib.TrainState, step_lib.make_update(rows.apply_rows_reference, cfg.dup_cap)
   if cfg.optimizer != "word2vec":
     init, update = row_optimizers.make(cfg.optimizer, cfg.batch_size)
   neg_draws = (cfg.neg * 2 * cfg.window if model.negatives_per_slot else cfg.neg) if model.uses_negatives else 0
@@ -115,14 +115,14 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
                    f"layout): here {here}; drop --hogwild")
   if fused_here:
     options = dict(model.native_options, **({"hogwild": True} if cfg.hogwild else {}))
-    step = step_lib.make_fused_step(fused, options, cfg.max_dup, model.per_pair)
+    step = step_lib.make_fused_step(fused, options, cfg.dup_cap, model.per_pair)
     name, how = "fused native CPU kernel", "the fused kernel does the forward pass, gradient and update"
     if cfg.hogwild:
       name += ", Hogwild"
       how = ("--hogwild: each window's rows are updated at once by threads that never wait for one another "
              "(word2vec.c's update; no duplicate cap): faster, but the same seed no longer gives the same bytes")
   elif use_native:
-    step = step_lib.make_fast_step(rows_fn, step_lib.make_update(native.apply_rows, cfg.max_dup))
+    step = step_lib.make_fast_step(rows_fn, step_lib.make_update(native.apply_rows, cfg.dup_cap))
     name, how = f"XLA {_rows_kind(model)} + native row kernel", "XLA computes the rows, the row kernel applies them"
   elif cfg.optimizer != "word2vec":
     step = step_lib.make_fast_step(rows_fn, update)
