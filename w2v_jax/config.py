@@ -47,13 +47,14 @@ class TrainConfig:
 
   @property
   def dup_cap(self) -> float | None:
-    """The duplicate cap the steps use (rows.damp_duplicates): max_dup, or for "auto" 32 · min(1, 6 / (K + 1)).
+    """The duplicate cap the steps use (rows.damp_duplicates): max_dup as given, or for "auto"
+
+      cap = 32 · min(1, 6 / (K + 1)).
 
     Each row update sums the gradients of a window's K + 1 predictions, so the auto cap holds a word's
-    summed update in one step to 192 predictions' worth, which is 32 updates at K = 5, the cap measured
-    with K = 5 (README, "Training, as word2vec does it"). At 32 whatever K, sgram_neg with K = 15 at
-    lr 0.025 blew up in its first epoch on the dev corpus; with 8, 12 or 16 it trains (tests/test_train.py).
-    Models without negatives get 32."""
+    summed update in one step to 192 predictions' worth: 32 updates at K = 5, the cap measured with
+    K = 5. At 32 whatever K, sgram_neg with K = 15 at lr 0.025 blew up (README, "Training, as word2vec
+    does it"); tests/test_train.py trains it with the auto cap. Models without negatives get 32."""
     if self.max_dup != "auto":
       return self.max_dup
     k = self.neg if models.get(self.model).uses_negatives else 5
