@@ -74,13 +74,14 @@ def define_training_flags(sweep: bool = False) -> None:
 
 
 def parse_max_dup(text: str) -> float | str | None:
-  """--max_dup's value: "auto", None for 0 (no cap), or the number; anything else is one W2VError line."""
+  """--max_dup's value: "auto", None for 0 (no cap), or the number; any other text is passed on as given,
+  for TrainConfig.validate to refuse in one line."""
   if text is None or text.strip().lower() == "auto":
     return "auto"
   try:
     value = float(text)
   except ValueError:
-    raise W2VError(f"--max_dup must be a number > 0, 'auto', or 0 to switch the cap off; got {text!r}")
+    return text
   return None if value == 0 else value
 
 

@@ -71,6 +71,7 @@ def test_same_flags_give_byte_identical_vectors(tmp_path):
     (["--window=0"], ["window"]),
     (["--neg=-1"], ["neg"]),
     (["--max_dup=-1"], ["--max_dup"]),
+    (["--max_dup=often"], ["--max_dup must be a number > 0, 'auto'", "'often'"]),
     (["corpus.txt"], ["unexpected arguments ['corpus.txt']", "--name=value"]),   # common.run_main
     (["--model=cbow_hs", "--hogwild"], ["--hogwild runs in the fused native CPU kernels", "drop --hogwild"]),
 ])
