@@ -162,6 +162,19 @@ def test_the_auto_duplicate_cap_follows_k():
     TrainConfig(max_dup="often").validate()
 
 
+@pytest.mark.parametrize("kw, cap, says", [
+    (dict(neg=15), 12.0, "duplicate cap 12 (--max_dup=auto"),
+    (dict(neg=15, max_dup=20.0), 20.0, "duplicate cap 20;"),
+    (dict(max_dup=None), None, "no duplicate cap (--max_dup=0)"),
+    (dict(optimizer="adam"), None, "lazy adam")])
+def test_the_run_says_which_duplicate_cap_it_applies(kw, cap, says):
+  """The first line (spec.reason) and summary["engine"] carry the cap in effect, not just "auto"."""
+  e = engine.select_step(TrainConfig(model="sgram_neg", **kw)).describe()
+  assert e["dup_cap"] == cap and says in e["step"] + e["reason"], e
+  if cap is None:
+    assert "duplicate cap " not in e["reason"].replace("no duplicate cap", "")
+
+
 def test_sgram_neg_with_k_15_trains_at_word2vecs_lr_on_real_text(tmp_path):
   """Levy et al.'s k = 15 at word2vec.c's lr 0.025, on the shipped English corpus: a fixed cap of 32
   summed updates blew up in the second epoch (a frequent word's stale updates, each carrying K + 1
@@ -170,5 +183,5 @@ def test_sgram_neg_with_k_15_trains_at_word2vecs_lr_on_real_text(tmp_path):
   with pytest.raises(train.Diverged, match="blew up|non-finite"):
     api.train(dataclasses.replace(cfg, max_dup=32.0), cache_dir=tmp_path)
   run = api.train(cfg, cache_dir=tmp_path)
-  assert run.summary["status"] == "finished"
+  assert run.summary["status"] == "finished" and run.summary["engine"]["dup_cap"] == 12.0
   assert run.summary["ws353_spearman"] > 0.08 and run.summary["analogy_accuracy"] > 0.01, run.summary

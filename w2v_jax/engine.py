@@ -41,10 +41,12 @@ class StepSpec(NamedTuple):
   update: Callable | None  # (state, RowGrads, lr) -> state in JAX: a mesh's replicated half
   neg_draws: int     # negatives drawn per example (K, or C·K with K per pair)
   model: models.Model
+  dup_cap: float | None = None   # the duplicate cap this step applies (cfg.dup_cap), None where none does
 
   def describe(self) -> dict:
     """summary.json's "engine" record."""
-    return {"step": self.name, "layout": self.layout, "native": self.native, "reason": self.reason}
+    return {"step": self.name, "layout": self.layout, "native": self.native, "reason": self.reason,
+            "dup_cap": self.dup_cap}
 
 
 def configured_model(cfg: TrainConfig, counts=None) -> models.Model:
@@ -75,7 +77,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     return StepSpec(f"{model.name}: research path, jax.grad + optax.{cfg.optimizer}, batch layout, XLA",
                     "batch", False, f"--optimizer={cfg.optimizer}: autodiff of the mean loss over the whole "
                     f"[V, D] tables (O(V·D) a step), {where}", init, step, None, None,
-                    cfg.neg if model.uses_negatives else 0, model)
+                    cfg.neg if model.uses_negatives else 0, model, None)
 
   status = backend_status or native.status()
   if cfg.optimizer != "word2vec":   # an optimiser on rows: the native kernels do SGD only
@@ -133,8 +135,14 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
     name = f"XLA {_rows_kind(model)} + XLA scatter-add"
     how = ("the native kernels run on one device only; the mesh splits the one-device batches" if mesh is not None
            else "XLA does the whole step" if status.reason in why else status.reason)
+  cap = None if cfg.hogwild or cfg.optimizer != "word2vec" else cfg.dup_cap
+  if cap is not None:
+    how += f"; duplicate cap {cap:g}" + (" (--max_dup=auto: 32 · min(1, 6 / (K + 1)))"
+                                         if cfg.max_dup == "auto" else "")
+  elif not cfg.hogwild and cfg.optimizer == "word2vec":
+    how += "; no duplicate cap (--max_dup=0)"
   return StepSpec(f"{model.name}: {layout} layout, {name}", layout, use_native, f"{why}; {how}; {where}",
-                  init, step, rows_fn, update, neg_draws, model)
+                  init, step, rows_fn, update, neg_draws, model, cap)
 
 
 def make_chunk(spec: StepSpec, cfg: TrainConfig) -> Callable:
