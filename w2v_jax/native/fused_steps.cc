@@ -35,10 +35,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "kernels.h"
+#include "row_math.h"
 
 namespace w2v {
 namespace {
@@ -169,19 +171,6 @@ void ParallelFor(Pool* pool, int64_t max_threads, int64_t n, const F& fn) {
     CpuRelax();
 }
 
-// a · b over d floats in a fixed order: 16 lanes, a tree over the lanes, then the tail.
-inline float Dot(const float* a, const float* b, int64_t d) {
-  float acc[16] = {0.0f};
-  int64_t i = 0;
-  for (; i + 16 <= d; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
-  for (int s = 8; s >= 1; s /= 2)
-    for (int j = 0; j < s; ++j) acc[j] += acc[j + s];
-  float tail = 0.0f;
-  for (; i < d; ++i) tail += a[i] * b[i];
-  return acc[0] + tail;
-}
-
 // y += a · x over d floats.
 inline void Axpy(float a, const float* x, float* y, int64_t d) {
   for (int64_t i = 0; i < d; ++i) y[i] += a * x[i];
@@ -218,19 +207,19 @@ class LossTerms {
 };
 
 // One skip-gram slot (input row h, mask m) against its window's nt targets T (the center's row first):
-//   s_t = h · T_t;  g_t = m (σ(s_t) − [t = 0]);  dh = Σ_t g_t T_t (t in order);  out_t += g_t h
-// Returns the slot's loss, m Σ_t softplus(∓s_t). (Register-blocking the nt dot products into one pass
-// over D, or dh into one, made the step 1.5-2.5x slower under GCC 12 here: plain loops it is.)
+//   s_t = h · T_t;  g_t = m (σ(s_t) − [t = 0]);  dh = Σ_t g_t T_t (t in order);  outs_t += g_t h
+// Returns the slot's loss, m Σ_t softplus(∓s_t). One pass over d each for the scores, dh and the outs
+// (row_math.h; the same bits as one Dot and two Axpys per target). `score`, `g`: nt floats of scratch.
 inline float SkipGramSlot(const float* h, float m, const float* const* rows, int64_t nt, int64_t d, float* dh,
-                          float* out) {
+                          float* const* outs, float* score, float* g) {
+  Dots(h, rows, nt, d, score);
   LossTerms loss;
-  std::fill(dh, dh + d, 0.0f);
   for (int64_t t = 0; t < nt; ++t) {
-    const float sig = loss.Add(Dot(h, rows[t], d), t == 0);
-    const float g = m * (t == 0 ? sig - 1.0f : sig);
-    Axpy(g, rows[t], dh, d);
-    Axpy(g, h, out + t * d, d);
+    const float sig = loss.Add(score[t], t == 0);
+    g[t] = m * (t == 0 ? sig - 1.0f : sig);
   }
+  WeightedSum(g, rows, nt, d, dh);
+  AddScaled(g, h, nt, d, outs);
   return m * loss.Loss();
 }
 
@@ -381,10 +370,14 @@ inline void Targets(const Step& s, int64_t b, const float** rows, int32_t* ids) 
 // What phase 1 of a window reads and writes besides the tables: the window's 1 + K target rows and ids,
 // and its coefficients g (CBOW's), sized once per chunk.
 struct WindowScratch {
-  WindowScratch(int64_t nt, int64_t d = 0) : g(nt), rows(nt), ids(nt), h(d), dh(d) {}
-  std::vector<float> g;
+  WindowScratch(int64_t nt, int64_t c = 0, int64_t d = 0)
+      : g(nt), score(nt), rows(nt), outs(nt), ids(nt), coef(c), ctx(c), h(d), dh(d) {}
+  std::vector<float> g, score;
   std::vector<const float*> rows;
+  std::vector<float*> outs;      // sgram: the window's W_out update rows
   std::vector<int32_t> ids;
+  std::vector<float> coef;       // cbow: the window's real slots, their masks and W_in rows
+  std::vector<const float*> ctx;
   std::vector<float> h, dh;   // Hogwild: the window's input vector and its gradient
 };
 
@@ -396,7 +389,7 @@ struct WindowScratch {
 template <class Window>
 void RunHogwild(Pool* pool, int32_t threads, const Step& s, const Window& window) {
   auto windows = [&](int64_t chunk) {
-    WindowScratch scratch(s.k + 1, s.d);
+    WindowScratch scratch(s.k + 1, s.c, s.d);
     const int64_t lo = chunk * kWindows, hi = std::min(s.nb, lo + kWindows);
     for (int64_t b = lo; b < hi; ++b) {
       if (b + kAheadWindows < s.nb) PrefetchWindow(s, b + kAheadWindows);
@@ -425,7 +418,7 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
   if (cap) x.Counts(s.v);
 
   auto windows = [&](int64_t chunk) {
-    WindowScratch scratch(s.k + 1);
+    WindowScratch scratch(s.k + 1, c);
     const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
     for (int64_t b = lo; b < hi; ++b) {
       if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
@@ -434,15 +427,18 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
   };
   auto positions = [&](int64_t chunk) {
     const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
+    std::vector<float> coefs(c);
+    std::vector<const float*> rows(c);
     for (int64_t p = lo; p < hi; ++p) {
       float* sp = x.sums.data() + p * d;
-      std::fill(sp, sp + d, 0.0f);
+      int64_t real = 0;
       for (int64_t j = 0; j < c; ++j) {
         const int64_t b = p - s.w - s.offset[j];
         if (b < 0 || b >= nb || s.mask[b * c + j] == 0.0f) continue;
-        const auto [coef, row] = slot(b, j);
-        Axpy(coef, row, sp, d);
+        std::tie(coefs[real], rows[real]) = slot(b, j);
+        ++real;
       }
+      WeightedSum(coefs.data(), rows.data(), real, d, sp);   // Σ over the real slots, in order j
       const int64_t r = w2v::Normalize(s.tok[p], s.v);
       if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
     }
@@ -506,25 +502,31 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
   auto window = [&](int64_t b, int64_t chunk, WindowScratch& w) {
     const float* m = s.mask + b * c;
     float n = 0.0f;
-    for (int64_t j = 0; j < c; ++j) n += m[j];
+    int64_t real = 0;
+    for (int64_t j = 0; j < c; ++j) {
+      n += m[j];
+      if (m[j] != 0.0f) {
+        w.coef[real] = m[j];
+        w.ctx[real++] = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
+      }
+    }
     float* hb = x.h.data() + b * d;
-    std::fill(hb, hb + d, 0.0f);
-    for (int64_t j = 0; j < c; ++j)
-      if (m[j] != 0.0f) Axpy(m[j], s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d, hb, d);
-    const float denom = std::max(n, 1.0f);
-    for (int64_t i = 0; i < d; ++i) hb[i] /= denom;
+    WeightedSum(w.coef.data(), w.ctx.data(), real, d, hb, std::max(n, 1.0f));   // h_b, one pass
     x.n[b] = n;
     float* db = x.dh.data() + b * d;
-    std::fill(db, db + d, 0.0f);
     s.loss[b] = 0.0f;
-    if (!(n > 0.0f)) return;   // no real context word: loss 0, no update
+    if (!(n > 0.0f)) {   // no real context word: loss 0, no update
+      std::fill(db, db + d, 0.0f);
+      return;
+    }
     Targets(s, b, w.rows.data(), w.ids.data());
+    Dots(hb, w.rows.data(), k + 1, d, w.score.data());   // the 1 + K scores, one pass over h_b
     LossTerms loss;
     for (int64_t t = 0; t <= k; ++t) {
-      const float sig = loss.Add(Dot(w.rows[t], hb, d), t == 0);
+      const float sig = loss.Add(w.score[t], t == 0);
       w.g[t] = t == 0 ? sig - 1.0f : sig;
-      Axpy(w.g[t], w.rows[t], db, d);
     }
+    WeightedSum(w.g.data(), w.rows.data(), k + 1, d, db);   // ∂L/∂h_b = Σ_t g_t T_t, one pass
     s.loss[b] = loss.Loss();
     if (!w2v::AnyNonZero(hb, d)) return;
     for (int64_t t = 0; t <= k; ++t) {
@@ -583,12 +585,13 @@ void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threa
     Targets(s, b, w.rows.data(), w.ids.data());
     float* ob = x.out_rows.data() + b * (k + 1) * d;
     std::fill(ob, ob + (k + 1) * d, 0.0f);
+    for (int64_t t = 0; t <= k; ++t) w.outs[t] = ob + t * d;
     float l = 0.0f;
     for (int64_t j = 0; j < c; ++j) {
       float* dj = x.dh.data() + (b * c + j) * d;
       if (m[j] == 0.0f) continue;   // phase 2 skips masked slots: dj is not read
       const float* hj = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
-      l += SkipGramSlot(hj, m[j], w.rows.data(), k + 1, d, dj, ob);
+      l += SkipGramSlot(hj, m[j], w.rows.data(), k + 1, d, dj, w.outs.data(), w.score.data(), w.g.data());
     }
     s.loss[b] = l;
     for (int64_t t = 0; t <= k; ++t) {
