@@ -360,3 +360,37 @@ def test_the_kernels_helpers_stop_lingering_when_training_stops(model):
   assert out.returncode == 0, out.stderr[-3000:]
   idle = float(out.stdout.split("idle cpu")[1])
   assert idle < 0.1, f"{idle:.2f} s of CPU in 0.5 s after training stopped: a helper is still spinning"
+
+
+@needs_kernel
+@pytest.mark.parametrize("model,extra", [("cbow_neg", {}), ("cbow_neg", {"hogwild": True}),
+                                         ("sgram_neg", {"neg": 15})])
+def test_a_chunk_in_one_kernel_call_equals_one_call_per_step(model, extra, tmp_path):
+  """engine.make_chunk runs the fused kernels' S steps in one call (StepSpec.steps); lax.scan over the
+  one-step kernel is the same arithmetic in the same order, so the tables and losses agree bit for bit,
+  through the epoch's end (steps past it are all padding)."""
+  from w2v_jax import corpus as corpus_lib, engine, models, train
+  from w2v_jax.config import TrainConfig
+  vocab, enc = corpus_lib.prepare(str(planted_corpus(tmp_path / "c.txt")), 1)
+  cfg = TrainConfig(model=model, dim=20, window=3, batch_size=64, steps_per_call=8, sample=0, **extra)
+  spec = engine.select_step(cfg, backend_status=native.Status(True, "test"), counts=vocab.counts)
+  assert spec.steps is not None
+  if cfg.hogwild:   # its threads race: on one thread it is deterministic
+    kernel = native.FUSED_STEPS[model]
+    options = dict(spec.model.native_options, hogwild=True, threads=1)
+    spec = spec._replace(step=step_lib.make_fused_step(kernel, options, None, False),
+                         steps=step_lib.make_fused_steps(kernel, options, None, False))
+  data = train.epoch_data(cfg, vocab, enc, 0)
+  runs = []
+  for s in (spec, spec._replace(steps=None)):
+    chunk = jax.jit(engine.make_chunk(s, cfg), donate_argnums=0)
+    state = s.init(models.init(jax.random.PRNGKey(0), len(vocab.words), cfg.dim))
+    losses = []
+    for first in range(0, int(data.steps) + 8, 8):
+      state, m = chunk(state, data, jnp.int32(first))
+      losses.append(float(m.loss_sum))
+    runs.append((jax.tree.map(np.asarray, state.params), losses))
+  (p, loss), (q, ref_loss) = runs
+  assert np.array_equal(p.W_in, q.W_in) and np.array_equal(p.W_out, q.W_out)
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+  assert loss[0] > loss[-2] > 0 and loss[-1] == 0.0

@@ -75,10 +75,13 @@ def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
 
   def counting(*args, **kw):
     spec = select(*args, **kw)
-    def wrapped(*a):
-      traces.append(1)                   # runs only while jax traces
-      return spec.step(*a)
-    return spec._replace(step=wrapped)
+    def counted(fn):
+      def wrapped(*a):
+        traces.append(1)                 # runs only while jax traces
+        return fn(*a)
+      return wrapped
+    # The chunk calls one of them: `steps` (a chunk's steps in one fused call) where there is one.
+    return spec._replace(step=counted(spec.step), steps=spec.steps and counted(spec.steps))
   monkeypatch.setattr(engine, "select_step", counting)
   _, result = _fit(tmp_path, epochs=3)
   assert result.status == "finished" and len(traces) == 1

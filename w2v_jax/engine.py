@@ -42,6 +42,8 @@ class StepSpec(NamedTuple):
   neg_draws: int     # negatives drawn per example (K, or C·K with K per pair)
   model: models.Model
   dup_cap: float | None = None   # the duplicate cap this step applies (cfg.dup_cap), None where none does
+  steps: Callable | None = None  # (state, stacked batches, lrs [S]) -> (state, Metrics): a chunk's steps in
+                                 # one call (the fused kernels); None: lax.scan over `step`
 
   def describe(self) -> dict:
     """summary.json's "engine" record."""
@@ -118,6 +120,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   if fused_here:
     options = dict(model.native_options, **({"hogwild": True} if cfg.hogwild else {}))
     step = step_lib.make_fused_step(fused, options, cfg.dup_cap, model.per_pair)
+    steps = step_lib.make_fused_steps(fused, options, cfg.dup_cap, model.per_pair)
     name, how = "fused native CPU kernel", "the fused kernel does the forward pass, gradient and update"
     if cfg.hogwild:
       name += ", Hogwild"
@@ -142,7 +145,7 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   elif not cfg.hogwild and cfg.optimizer == "word2vec":
     how += "; no duplicate cap (--max_dup=0)"
   return StepSpec(f"{model.name}: {layout} layout, {name}", layout, use_native, f"{why}; {how}; {where}",
-                  init, step, rows_fn, update, neg_draws, model, cap)
+                  init, step, rows_fn, update, neg_draws, model, cap, steps if fused_here else None)
 
 
 def make_chunk(spec: StepSpec, cfg: TrainConfig) -> Callable:
@@ -156,5 +159,5 @@ def make_chunk(spec: StepSpec, cfg: TrainConfig) -> Callable:
                                    num_steps=cfg.steps_per_call, batch_size=cfg.batch_size, window=cfg.window,
                                    neg=spec.neg_draws, reduced_window=cfg.reduced_window, layout=spec.layout)
     return step_lib.scan_steps(spec.step, state, stacked, data, first_step, lr=cfg.learning_rate,
-                               min_lr_ratio=cfg.min_lr_ratio, epochs=cfg.epochs)
+                               min_lr_ratio=cfg.min_lr_ratio, epochs=cfg.epochs, steps=spec.steps)
   return chunk

@@ -239,12 +239,28 @@ def _no_reference(hogwild: bool) -> None:
     raise ValueError("hogwild: the fused kernels run on float32 tables only")
 
 
+def _stacked(span) -> bool:
+  """A span of S steps on a leading axis (mask [S, B, 2W]) rather than one step's (mask [B, 2W])."""
+  return span.mask.ndim == 3
+
+
+def _reference_steps(reference, params, span, lr, *args, **kwargs):
+  """`reference` on one step's span, or on each of S stacked steps in order (lr [S]): (Params, loss)."""
+  if not _stacked(span):
+    return reference(params, span, lr, *args, **kwargs)
+  def body(p, xs):
+    one, step_lr = xs
+    return reference(p, one, step_lr, *args, **kwargs)
+  return jax.lax.scan(body, params, (span, jnp.asarray(lr)))
+
+
 def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, hogwild: bool, **attrs):
-  """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place."""
+  """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place. With S
+  steps stacked on the span's leading axis and lr [S], one call runs them in order: loss [S, B]."""
   W_in, W_out = params
   call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
                                    jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
-                                   jax.ShapeDtypeStruct((span.mask.shape[0],), jnp.float32)),
+                                   jax.ShapeDtypeStruct(span.mask.shape[:-1], jnp.float32)),
                           input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
   W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
                            span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
@@ -266,21 +282,26 @@ def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_
 
   hogwild=True runs word2vec.c's update instead (fused_steps.cc, RunHogwild): each window's rows are
   updated as soon as it is done, by threads that never wait for one another, with no duplicate cap. With
-  one thread it is sequential SGD over the windows; with more, not reproducible bit for bit."""
+  one thread it is sequential SGD over the windows; with more, not reproducible bit for bit.
+
+  A span with S steps stacked on a leading axis and lr [S] runs the S steps in order in one call (loss
+  [S, B]): the same tables as S calls, without XLA's work between them."""
   losses.check_context_grad(cbow_context_grad)
   if not _require(params):
     _no_reference(hogwild)
-    return cbow_neg_span_step_reference(params, span, lr, max_dup, cbow_context_grad=cbow_context_grad)
+    return _reference_steps(cbow_neg_span_step_reference, params, span, lr, max_dup,
+                            cbow_context_grad=cbow_context_grad)
   return _fused_step(_CBOW_NEG_TARGET, params, span, lr, max_dup, threads, hogwild,
                      mean_grad=np.int32(cbow_context_grad == "mean"))
 
 
 def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, threads: int = 0, hogwild: bool = False):
   """`sgram_neg_span_step_reference` as one fused kernel, as `cbow_neg_span_step` is for cbow_neg (the
-  same threads, the same determinism, equal to the reference to float rounding; the same `hogwild`)."""
+  same threads, the same determinism, equal to the reference to float rounding; the same `hogwild`, and
+  the same S stacked steps in one call)."""
   if not _require(params):
     _no_reference(hogwild)
-    return sgram_neg_span_step_reference(params, span, lr, max_dup)
+    return _reference_steps(sgram_neg_span_step_reference, params, span, lr, max_dup)
   return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads, hogwild)
 
 

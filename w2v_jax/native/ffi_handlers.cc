@@ -72,26 +72,34 @@ ffi::Error ApplySpanRowsImpl(ffi::Buffer<ffi::F32> table, ffi::Buffer<ffi::F32> 
   return ffi::Error::Success();
 }
 
-// The arguments both fused steps take, checked, as a StepArgs.
+// The arguments both fused steps take, checked: one step's (tokens [B+2W], mask [B, 2W], negatives [B, K],
+// scale [], loss [B]), or S steps stacked on a leading axis (scale [S], loss [S, B]). Sets *s to the first
+// step's StepArgs and *steps to S (1 without the leading axis).
 ffi::Error Unpack(const char* name, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
                   ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
                   ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>>& w_in_out,
                   ffi::Result<ffi::Buffer<ffi::F32>>& w_out_out, ffi::Result<ffi::Buffer<ffi::F32>>& loss,
-                  w2v::StepArgs* s) {
+                  w2v::StepArgs* s, int64_t* steps) {
   auto bad = [&](const char* what) { return ffi::Error::InvalidArgument(std::string(name) + ": " + what); };
   if (w_in.dimensions().size() != 2 || w_out.dimensions().size() != 2 ||
       w_out.dimensions()[0] != w_in.dimensions()[0] || w_out.dimensions()[1] != w_in.dimensions()[1])
     return bad("the tables must be [V, D], both the same shape");
-  if (mask.dimensions().size() != 2 || neg.dimensions().size() != 2) return bad("mask [B, 2W], negatives [B, K]");
+  const size_t rank = mask.dimensions().size();
+  if ((rank != 2 && rank != 3) || neg.dimensions().size() != rank)
+    return bad("mask [B, 2W], negatives [B, K], or both with a leading steps axis");
+  const int64_t lead = rank == 3 ? 1 : 0;
+  *steps = rank == 3 ? mask.dimensions()[0] : 1;
   s->v = w_in.dimensions()[0];
   s->d = w_in.dimensions()[1];
-  s->nb = mask.dimensions()[0];
-  s->c = mask.dimensions()[1];
+  s->nb = mask.dimensions()[lead];
+  s->c = mask.dimensions()[lead + 1];
   s->w = s->c / 2;
-  s->k = neg.dimensions()[1];
-  s->np = tokens.element_count();
-  if (s->c % 2 != 0 || s->np != s->nb + s->c || neg.dimensions()[0] != s->nb || loss->element_count() != s->nb)
-    return bad("shapes must be tokens [B+2W], mask [B, 2W], negatives [B, K]");
+  s->k = neg.dimensions()[lead + 1];
+  s->np = s->nb + s->c;
+  if (s->c % 2 != 0 || tokens.element_count() != *steps * s->np || neg.dimensions()[lead] != s->nb ||
+      (rank == 3 && neg.dimensions()[0] != *steps) || loss->element_count() != *steps * s->nb ||
+      scale.element_count() != *steps)
+    return bad("shapes must be tokens [B+2W], mask [B, 2W], negatives [B, K], scale [] (or all [S, ...])");
   s->win = InPlace(w_in, w_in_out, s->v * s->d);
   s->wout = InPlace(w_out, w_out_out, s->v * s->d);
   s->loss = loss->typed_data();
@@ -102,17 +110,32 @@ ffi::Error Unpack(const char* name, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi:
   return ffi::Error::Success();
 }
 
+// Step i of the S that Unpack found, in order: the same tables, step i's batch, lr and loss.
+template <class F>
+void EachStep(const w2v::StepArgs& first, const float* scale, int64_t steps, const F& step) {
+  for (int64_t i = 0; i < steps; ++i) {
+    w2v::StepArgs s = first;
+    s.tok += i * s.np;
+    s.mask += i * s.nb * s.c;
+    s.neg += i * s.nb * s.k;
+    s.loss += i * s.nb;
+    s.scale = scale[i];
+    step(s);
+  }
+}
+
 ffi::Error CbowNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
                            ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
                            ffi::Buffer<ffi::S32> neg, ffi::Result<ffi::Buffer<ffi::F32>> w_in_out,
                            ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
                            float max_dup, int32_t mean_grad, int32_t threads, int32_t hogwild) {
   w2v::StepArgs s;
-  if (auto e = Unpack("w2v_cbow_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
+  int64_t steps;
+  if (auto e = Unpack("w2v_cbow_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s, &steps);
       e.failure())
     return e;
   XlaPool p(&pool);
-  w2v::CbowNegStep(p, s, max_dup, mean_grad != 0, threads, hogwild != 0);
+  EachStep(s, scale.typed_data(), steps, [&](const w2v::StepArgs& si) { w2v::CbowNegStep(p, si, max_dup, mean_grad != 0, threads, hogwild != 0); });
   return ffi::Error::Success();
 }
 
@@ -122,11 +145,12 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
                             ffi::Result<ffi::Buffer<ffi::F32>> w_out_out, ffi::Result<ffi::Buffer<ffi::F32>> loss_out,
                             float max_dup, int32_t threads, int32_t hogwild) {
   w2v::StepArgs s;
-  if (auto e = Unpack("w2v_sgram_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s);
+  int64_t steps;
+  if (auto e = Unpack("w2v_sgram_neg_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s, &steps);
       e.failure())
     return e;
   XlaPool p(&pool);
-  w2v::SgramNegStep(p, s, max_dup, threads, hogwild != 0);
+  EachStep(s, scale.typed_data(), steps, [&](const w2v::StepArgs& si) { w2v::SgramNegStep(p, si, max_dup, threads, hogwild != 0); });
   return ffi::Error::Success();
 }
 
@@ -136,13 +160,13 @@ auto StepBinding() {
       .Ctx<ffi::ThreadPool>()
       .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
       .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
-      .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)
-      .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]
-      .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]
-      .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]
+      .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)            or [S]: S steps in one call, in order
+      .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]           or [S, B + 2W]
+      .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]              or [S, B, 2W]
+      .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, K]          or [S, B, K]
       .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
       .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
-      .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]
+      .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]                  or [S, B]
       .Attr<float>("max_dup");        // <= 0: no cap
 }
 
