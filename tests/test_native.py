@@ -175,18 +175,19 @@ def test_random_permutation_is_a_uniform_permutation():
   assert np.array_equal(np.sort(big), np.arange((1 << 16) + 3))
 
 
-def _cbow_case(seed=4):
+def _cbow_case(seed=4, words=(6, 8)):
   """A SpanBatch with the awkward cases: few words (repeats everywhere), a window with no real
-  context word, masked slots, negatives equal to the center, D not a multiple of the kernel's 16 lanes."""
+  context word, masked slots, negatives equal to the center, D not a multiple of the kernel's 16 lanes.
+  `words`: how many of the V = 30 words the tokens and the negatives are drawn from."""
   from w2v_jax.types import Params, SpanBatch
   rng = np.random.default_rng(seed)
   V, D, B, W, K = 30, 20, 60, 3, 4
   params = Params(jnp.asarray(rng.normal(size=(V, D)) * 0.3, jnp.float32),
                   jnp.asarray(rng.normal(size=(V, D)) * 0.3, jnp.float32))
-  tokens = rng.integers(0, 6, B + 2 * W).astype(np.int32)
+  tokens = rng.integers(0, words[0], B + 2 * W).astype(np.int32)
   mask = (rng.random((B, 2 * W)) < 0.7).astype(np.float32)
   mask[7] = 0.0
-  negatives = rng.integers(0, 8, (B, K)).astype(np.int32)
+  negatives = rng.integers(0, words[1], (B, K)).astype(np.int32)
   negatives[3, 0] = tokens[W + 3]
   return params, SpanBatch(jnp.asarray(tokens), jnp.asarray(mask), jnp.asarray(negatives))
 
@@ -280,8 +281,15 @@ def _sequential_sgd(model, params, span, lr, rule="sum"):
 
 @needs_kernel
 @pytest.mark.parametrize("model,rule", [("cbow_neg", "sum"), ("cbow_neg", "mean"), ("sgram_neg", "sum")])
-def test_hogwild_on_one_thread_is_word2vec_sequential_sgd(model, rule):
-  params, span = _cbow_case()
+@pytest.mark.parametrize("words", [(6, 8), (30, 30)])
+def test_hogwild_on_one_thread_is_word2vec_sequential_sgd(model, rule, words):
+  """With few words (6, 8) most windows have a target twice, and the kernel goes target by target;
+  over all 30, most windows' 1 + K targets are distinct and it takes the batched form (fused_steps.cc,
+  Distinct): both must be word2vec.c's order."""
+  params, span = _cbow_case(words=words)
+  targets = np.concatenate([np.asarray(span.tokens)[3:-3, None], np.asarray(span.negatives)], 1)
+  distinct = np.mean([len(set(t)) == len(t) for t in targets])
+  assert (distinct < 0.25) if words == (6, 8) else (distinct > 0.5)
   if model == "cbow_neg":
     fn = lambda p, s: native.cbow_neg_span_step(p, s, jnp.float32(0.2), 32.0, cbow_context_grad=rule, threads=1,
                                                 hogwild=True)

@@ -371,15 +371,25 @@ inline void Targets(const Step& s, int64_t b, const float** rows, int32_t* ids) 
 // and its coefficients g (CBOW's), sized once per chunk.
 struct WindowScratch {
   WindowScratch(int64_t nt, int64_t c = 0, int64_t d = 0)
-      : g(nt), score(nt), rows(nt), outs(nt), ids(nt), coef(c), ctx(c), h(d), dh(d) {}
+      : g(nt), score(nt), rows(nt), outs(std::max(nt, c)), ids(nt), coef(c), ctx(c), h(d), dh(d), junk(d) {}
   std::vector<float> g, score;
   std::vector<const float*> rows;
-  std::vector<float*> outs;      // sgram: the window's W_out update rows
+  std::vector<float*> outs;      // the rows a window updates at once: W_out (sgram; Hogwild), W_in (Hogwild cbow)
   std::vector<int32_t> ids;
   std::vector<float> coef;       // cbow: the window's real slots, their masks and W_in rows
   std::vector<const float*> ctx;
   std::vector<float> h, dh;   // Hogwild: the window's input vector and its gradient
+  std::vector<float> junk;    // Hogwild: where the updates of rows that no id names go (d floats)
 };
+
+// Whether the nt rows are distinct. Hogwild's batched form (below) needs it: with a row twice among a
+// window's targets, word2vec.c scores the second after the first's update.
+inline bool Distinct(const float* const* rows, int64_t nt) {
+  for (int64_t t = 1; t < nt; ++t)
+    for (int64_t u = 0; u < t; ++u)
+      if (rows[t] == rows[u]) return false;
+  return true;
+}
 
 // Hogwild (hogwild = 1): word2vec.c's and gensim's update instead of the synchronous step. Each window's
 // updates are applied as soon as it is done, and the pool's threads take chunks of windows without waiting
@@ -461,30 +471,54 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
       const int64_t d = s.d, c = s.c;
       const float* m = s.mask + b * c;
       float n = 0.0f;
-      for (int64_t j = 0; j < c; ++j) n += m[j];
+      int64_t real = 0;
+      for (int64_t j = 0; j < c; ++j) {
+        n += m[j];
+        if (m[j] != 0.0f) {
+          w.coef[real] = m[j];
+          w.ctx[real++] = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
+        }
+      }
       s.loss[b] = 0.0f;
       if (!(n > 0.0f)) return;
       float* h = w.h.data();
       float* dh = w.dh.data();
-      std::fill(h, h + d, 0.0f);
-      std::fill(dh, dh + d, 0.0f);
-      for (int64_t j = 0; j < c; ++j)
-        if (m[j] != 0.0f) Axpy(m[j], s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d, h, d);
-      for (int64_t i = 0; i < d; ++i) h[i] /= n;
+      WeightedSum(w.coef.data(), w.ctx.data(), real, d, h, n);   // h = Σ_j m_j v_j / n, one pass
       Targets(s, b, w.rows.data(), w.ids.data());
+      const int64_t nt = s.k + 1;
       LossTerms loss;
-      for (int64_t t = 0; t <= s.k; ++t) {
-        const float sig = loss.Add(Dot(w.rows[t], h, d), t == 0);
-        const float g = t == 0 ? sig - 1.0f : sig;
-        Axpy(g, w.rows[t], dh, d);
-        const int64_t r = w2v::Normalize(w.ids[t], s.v);
-        if (r >= 0) Axpy(s.scale * g, h, s.wout + r * d, d);
+      if (Distinct(w.rows.data(), nt)) {   // no target's score sees another's update: one pass each
+        Dots(h, w.rows.data(), nt, d, w.score.data());
+        for (int64_t t = 0; t < nt; ++t) {
+          const float sig = loss.Add(w.score[t], t == 0);
+          w.g[t] = t == 0 ? sig - 1.0f : sig;
+        }
+        WeightedSum(w.g.data(), w.rows.data(), nt, d, dh);   // dh = Σ_t g_t u_t, u_t before its update
+        for (int64_t t = 0; t < nt; ++t) {
+          const int64_t r = w2v::Normalize(w.ids[t], s.v);
+          w.outs[t] = r >= 0 ? s.wout + r * d : w.junk.data();
+          w.score[t] = s.scale * w.g[t];
+        }
+        AddScaled(w.score.data(), h, nt, d, w.outs.data());   // u_t += scale g_t h
+      } else {   // a row twice: word2vec.c's order, target by target
+        std::fill(dh, dh + d, 0.0f);
+        for (int64_t t = 0; t < nt; ++t) {
+          const float sig = loss.Add(Dot(w.rows[t], h, d), t == 0);
+          const float g = t == 0 ? sig - 1.0f : sig;
+          Axpy(g, w.rows[t], dh, d);
+          const int64_t r = w2v::Normalize(w.ids[t], s.v);
+          if (r >= 0) Axpy(s.scale * g, h, s.wout + r * d, d);
+        }
       }
       s.loss[b] = loss.Loss();
+      real = 0;   // each context row += scale coef dh, in order j (a row twice: its two updates in order)
       for (int64_t j = 0; j < c; ++j) {
-        const int64_t r = m[j] != 0.0f ? w2v::Normalize(s.tok[s.w + b + s.offset[j]], s.v) : -1;
-        if (r >= 0) Axpy(s.scale * (mean_grad ? m[j] / n : m[j]), dh, s.win + r * d, d);
+        if (m[j] == 0.0f) continue;
+        const int64_t r = w2v::Normalize(s.tok[s.w + b + s.offset[j]], s.v);
+        w.coef[real] = s.scale * (mean_grad ? m[j] / n : m[j]);
+        w.outs[real++] = r >= 0 ? s.win + r * d : w.junk.data();
       }
+      AddScaled(w.coef.data(), dh, real, d, w.outs.data());
     };
     RunHogwild(&pool, threads, s, window);
     return;
@@ -549,20 +583,37 @@ void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threa
       const int64_t d = s.d, c = s.c;
       const float* m = s.mask + b * c;
       Targets(s, b, w.rows.data(), w.ids.data());
+      const int64_t nt = s.k + 1;
+      const bool distinct = Distinct(w.rows.data(), nt);
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t o = w2v::Normalize(w.ids[t], s.v);
+        w.outs[t] = o >= 0 ? s.wout + o * d : w.junk.data();
+      }
       float* dh = w.dh.data();
       float l = 0.0f;
       for (int64_t j = 0; j < c; ++j) {
         if (m[j] == 0.0f) continue;
         const int64_t r = w2v::Normalize(s.tok[s.w + b + s.offset[j]], s.v);
         float* hj = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
-        std::fill(dh, dh + d, 0.0f);
         LossTerms loss;
-        for (int64_t t = 0; t <= s.k; ++t) {
-          const float sig = loss.Add(Dot(hj, w.rows[t], d), t == 0);
-          const float g = m[j] * (t == 0 ? sig - 1.0f : sig);
-          Axpy(g, w.rows[t], dh, d);
-          const int64_t o = w2v::Normalize(w.ids[t], s.v);
-          if (o >= 0) Axpy(s.scale * g, hj, s.wout + o * d, d);
+        if (distinct) {   // as in cbow's: no target's score sees another's update, one pass each
+          Dots(hj, w.rows.data(), nt, d, w.score.data());
+          for (int64_t t = 0; t < nt; ++t) {
+            const float sig = loss.Add(w.score[t], t == 0);
+            w.g[t] = m[j] * (t == 0 ? sig - 1.0f : sig);
+            w.score[t] = s.scale * w.g[t];
+          }
+          WeightedSum(w.g.data(), w.rows.data(), nt, d, dh);
+          AddScaled(w.score.data(), hj, nt, d, w.outs.data());
+        } else {
+          std::fill(dh, dh + d, 0.0f);
+          for (int64_t t = 0; t < nt; ++t) {
+            const float sig = loss.Add(Dot(hj, w.rows[t], d), t == 0);
+            const float g = m[j] * (t == 0 ? sig - 1.0f : sig);
+            Axpy(g, w.rows[t], dh, d);
+            const int64_t o = w2v::Normalize(w.ids[t], s.v);
+            if (o >= 0) Axpy(s.scale * g, hj, s.wout + o * d, d);
+          }
         }
         l += m[j] * loss.Loss();
         if (r >= 0) Axpy(s.scale, dh, hj, d);
