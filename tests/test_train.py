@@ -87,6 +87,32 @@ def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
   assert result.status == "finished" and len(traces) == 1
 
 
+@pytest.mark.parametrize("model", ["cbow_neg", "sgram", "cbow_hs"])
+def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
+  """train.fit compiles its chunk on a thread from the shapes alone (train.compile_ahead), while the tables
+  are initialised: the compiled chunk must give the jitted chunk's result on the real arguments (a shape or
+  dtype it got wrong would fail at the call), and a compilation that fails must raise at the call."""
+  from w2v_jax import corpus
+  cfg = TrainConfig(**{**TINY, "model": model})
+  vocab, enc = corpus.prepare([planted_corpus(tmp_path / "planted.txt")], cfg.min_count,
+                              cache_dir=tmp_path / "cache")
+  spec = engine.select_step(cfg, counts=vocab.counts)
+  plain = jax.jit(engine.make_chunk(spec, cfg))
+  ahead = train.compile_ahead(plain, spec, cfg, vocab, enc)
+  state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  data = train.epoch_data(cfg, vocab, enc, 1)
+  a, b = ahead(state, data, jnp.int32(3)), plain(state, data, jnp.int32(3))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert np.array_equal(np.asarray(x), np.asarray(y))
+  assert float(a[1].examples) > 0
+
+  def broken(state, data, first):
+    raise ValueError("a chunk that cannot be traced")
+  late = train.compile_ahead(jax.jit(broken), spec, cfg, vocab, enc)
+  with pytest.raises(ValueError, match="cannot be traced"):
+    late(state, data, jnp.int32(0))
+
+
 def test_same_seed_gives_identical_vectors_and_other_seed_differs(tmp_path):
   _, a = _fit(tmp_path, seed=3)
   _, b = _fit(tmp_path, seed=3)
