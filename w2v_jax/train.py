@@ -62,9 +62,9 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int) -> batches.EpochData
 
 class compile_ahead:
   """The jitted chunk, compiled on a background thread from the shapes alone, while the caller initialises
-  the tables and draws the first epoch (0.3 and 0.25 s on the dev corpus; compiling is 0.4-0.6 s there,
-  cache cold). Calling it waits for the compilation, then runs the compiled chunk: the same computation as
-  calling `chunk`. `waited` is the time callers spent waiting. A failed compilation raises at the call."""
+  the tables and draws the first epoch (the figures are in the README's "Results"). Calling it waits for
+  the compilation, then runs the compiled chunk: the same computation as calling `chunk`. `waited` is the
+  time callers spent waiting. A failed compilation raises at the call."""
 
   def __init__(self, chunk, spec: engine.StepSpec, cfg: TrainConfig, vocab, corpus):
     V, n = len(vocab.words), len(corpus.tokens)
