@@ -328,8 +328,9 @@ def test_hogwild_learns_on_the_shipped_corpus(model, tmp_path):
   # (untrained vectors: no difference), and the loss falls.
   from w2v_jax import api
   from w2v_jax.config import TrainConfig
+  # A record per chunk (log_every_s=0): the whole run can end within a longer interval, leaving one record.
   result = api.train(TrainConfig(model=model, dim=32, epochs=2, min_count=20, hogwild=True), None, None,
-                     cache_dir=tmp_path / "cache", log_every_s=0.5)
+                     cache_dir=tmp_path / "cache", log_every_s=0.0)
   assert "Hogwild" in result.summary["engine"]["step"]
   losses = [r["loss"] for r in result.history]
   assert losses[-1] < losses[0]
