@@ -49,10 +49,16 @@ def noise_cdf(counts: np.ndarray, ns_exponent: float = 0.75) -> np.ndarray:
   return cdf
 
 
+def alias_columns(vocab_size: int) -> int:
+  """The columns of `noise_alias`'s table over V words: a power of two >= V (at least 2), so every column
+  has mass 2**-k."""
+  return max(2, 1 << (vocab_size - 1).bit_length())
+
+
 def noise_alias(counts: np.ndarray, ns_exponent: float = 0.75) -> AliasTable:
   """The alias table of `noise_probs` (Vose's construction), as numpy arrays; exact to 2**-32."""
   probs = noise_probs(counts, ns_exponent)
-  columns = max(2, 1 << (len(probs) - 1).bit_length())  # a power of two, so every column has mass 2**-k
+  columns = alias_columns(len(probs))
   q = (probs * columns).tolist() + [0.0] * (columns - len(probs))  # column masses, mean 1; lists: fast
   accept, alias = [1.0] * columns, list(range(columns))
   small = [i for i, x in enumerate(q) if x < 1.0]

@@ -382,6 +382,22 @@ struct WindowScratch {
   std::vector<float> junk;    // Hogwild: where the updates of rows that no id names go (d floats)
 };
 
+// Window b's real context slots, in order j: their masks in w.coef and their W_in rows in w.ctx; returns
+// how many, and sets *n = Σ_j m_j.
+inline int64_t ContextRows(const Step& s, int64_t b, WindowScratch& w, float* n) {
+  const float* m = s.mask + b * s.c;
+  *n = 0.0f;
+  int64_t real = 0;
+  for (int64_t j = 0; j < s.c; ++j) {
+    *n += m[j];
+    if (m[j] != 0.0f) {
+      w.coef[real] = m[j];
+      w.ctx[real++] = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * s.d;
+    }
+  }
+  return real;
+}
+
 // Whether the nt rows are distinct. Hogwild's batched form (below) needs it: with a row twice among a
 // window's targets, word2vec.c scores the second after the first's update.
 inline bool Distinct(const float* const* rows, int64_t nt) {
@@ -470,15 +486,8 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
     auto window = [&](int64_t b, WindowScratch& w) {
       const int64_t d = s.d, c = s.c;
       const float* m = s.mask + b * c;
-      float n = 0.0f;
-      int64_t real = 0;
-      for (int64_t j = 0; j < c; ++j) {
-        n += m[j];
-        if (m[j] != 0.0f) {
-          w.coef[real] = m[j];
-          w.ctx[real++] = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
-        }
-      }
+      float n;
+      int64_t real = ContextRows(s, b, w, &n);
       s.loss[b] = 0.0f;
       if (!(n > 0.0f)) return;
       float* h = w.h.data();
@@ -534,16 +543,8 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
   // centers', out_b the negatives'). A zero row (no context word, h = 0 or g = 0) changes nothing and
   // counts for no word (step.damp_duplicates).
   auto window = [&](int64_t b, int64_t chunk, WindowScratch& w) {
-    const float* m = s.mask + b * c;
-    float n = 0.0f;
-    int64_t real = 0;
-    for (int64_t j = 0; j < c; ++j) {
-      n += m[j];
-      if (m[j] != 0.0f) {
-        w.coef[real] = m[j];
-        w.ctx[real++] = s.win + ReadRow(s.tok[s.w + b + s.offset[j]], s.v) * d;
-      }
-    }
+    float n;
+    const int64_t real = ContextRows(s, b, w, &n);
     float* hb = x.h.data() + b * d;
     WeightedSum(w.coef.data(), w.ctx.data(), real, d, hb, std::max(n, 1.0f));   // h_b, one pass
     x.n[b] = n;
