@@ -168,11 +168,13 @@ def _block(corpus, lo: int, hi: int) -> _Block:
   return _Block(np.asarray(corpus.tokens[lo:hi]), offsets)
 
 
-def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh) -> batches.EpochData:
+def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh,
+               noise: sampling.AliasTable | None = None) -> batches.EpochData:
   """The epoch's data on the mesh: tokens and sent [G, N/G], row g the subsampled corpus block g.
 
   G = 1 gives train.epoch_data's arrays, replicated. G = Nd puts row g on data shard g, computed only by
   the process holding it (subsampled with the stream (seed, epoch * G + g)); `steps` is the longest row's.
+  `noise`: as train.epoch_data's.
   """
   blocks = default_blocks(mesh)
   keep = sampling.keep_probs(vocab.counts, cfg.sample)
@@ -198,7 +200,9 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh) -> batch
   def rows(field):
     return jax.make_array_from_callback((blocks, n), sharding,
                                         lambda i: np.stack([block(g)[field] for g in range(blocks)[i[0]]]))
-  rest = (sampling.noise_alias(vocab.counts, cfg.ns_exponent), np.asarray(batches.epoch_key(cfg.seed, epoch)),
+  if noise is None:
+    noise = sampling.noise_alias(vocab.counts, cfg.ns_exponent)
+  rest = (noise, np.asarray(batches.epoch_key(cfg.seed, epoch)),
           np.int32(batches.num_batches(kept, cfg.batch_size // blocks)), np.int32(epoch))
   return batches.EpochData(rows(0), rows(1), *jax.device_put(rest, NamedSharding(mesh, P())))
 

@@ -43,8 +43,10 @@ class FitResult:
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
 
 
-def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int) -> batches.EpochData:
-  """The epoch's subsample (host numpy, seeded by (seed, epoch)), padded to the corpus length."""
+def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int,
+               noise: sampling.AliasTable | None = None) -> batches.EpochData:
+  """The epoch's subsample (host numpy, seeded by (seed, epoch)), padded to the corpus length. `noise`:
+  sampling.noise_alias of the vocabulary, built here if not given (the same for every epoch)."""
   keep = sampling.keep_probs(vocab.counts, cfg.sample)
   tok, sent = sampling.subsample(corpus, keep, cfg.seed, epoch, cfg.subsampling)
   if len(tok) == 0:
@@ -54,7 +56,9 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int) -> batches.EpochData
   tokens[:len(tok)] = tok
   sents = np.full(n, -1, np.int32)
   sents[:len(sent)] = sent
-  noise = jax.tree.map(jnp.asarray, sampling.noise_alias(vocab.counts, cfg.ns_exponent))
+  if noise is None:
+    noise = sampling.noise_alias(vocab.counts, cfg.ns_exponent)
+  noise = jax.tree.map(jnp.asarray, noise)
   return batches.EpochData(jnp.asarray(tokens), jnp.asarray(sents), noise,
                             batches.epoch_key(cfg.seed, epoch),
                             jnp.int32(batches.num_batches(len(tok), cfg.batch_size)), jnp.int32(epoch))
@@ -196,11 +200,12 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
       if jax.process_index() == 0:
         writer.save(workdir, saved, where, {"fingerprint": meta})   # written in the background
 
+  noise = sampling.noise_alias(vocab.counts, cfg.ns_exponent)   # once: every epoch draws from the same table
   try:
     epoch, first, steps = position.epoch, position.step, 1
     for epoch in range(position.epoch, cfg.epochs):
-      data = (epoch_data(cfg, vocab, corpus, epoch) if mesh is None
-              else distributed.epoch_data(cfg, vocab, corpus, epoch, mesh))
+      data = (epoch_data(cfg, vocab, corpus, epoch, noise) if mesh is None
+              else distributed.epoch_data(cfg, vocab, corpus, epoch, mesh, noise))
       steps = int(data.steps)
       first = position.step if epoch == position.epoch else 0
       if words_start is None:
