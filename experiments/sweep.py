@@ -84,7 +84,8 @@ def main(argv):
   rows = sweep_grid.run_grid(base, grid, FLAGS.corpus, FLAGS.workdir, cache_dir=FLAGS.cache_dir,
                         on_event=_report, on_log=Progress() if FLAGS.progress else None, should_stop=stop,
                         checkpoint_every=FLAGS.checkpoint_every,
-                        checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=common.print_engine)
+                        checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=common.print_engine,
+                        huge_pages=FLAGS.huge_pages)
   print(f"{len(rows)} of {len(plan)} runs finished; results.csv, results.jsonl, results.md and plots/ "
         f"are in {FLAGS.workdir}")
   if stop():

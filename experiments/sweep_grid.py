@@ -234,7 +234,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
              should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
              checkpoint_every_s: float = 60.0,
              log_every_s: float = 2.0, make_plots: bool = True, mesh=None,
-             on_start: Callable[[dict], None] | None = None) -> list[dict]:
+             on_start: Callable[[dict], None] | None = None, huge_pages: bool = False) -> list[dict]:
   """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
 
   Everything is checked before any training: the grid, the lock, the corpus (prepared once into
@@ -278,7 +278,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
         result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
                            should_stop=should_stop, checkpoint_every=checkpoint_every,
                            checkpoint_every_s=checkpoint_every_s,
-                           log_every_s=log_every_s, mesh=mesh, on_start=on_start)
+                           log_every_s=log_every_s, mesh=mesh, on_start=on_start, huge_pages=huge_pages)
       except W2VError as e:
         raise W2VError(f"run {name}: {e}") from None
       write_results(workdir, collect_rows(workdir, plan), swept)

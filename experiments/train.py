@@ -46,7 +46,8 @@ def main(argv):
   result = api.train(cfg, FLAGS.corpus, FLAGS.workdir, resume=FLAGS.resume, binary=FLAGS.binary,
                      cache_dir=FLAGS.cache_dir, on_log=Progress(), should_stop=stop,
                      checkpoint_every=FLAGS.checkpoint_every,
-                     checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=on_start)
+                     checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=on_start,
+                     huge_pages=FLAGS.huge_pages)
   s = result.summary
   if s["replaced_chars"]:
     print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")
@@ -55,6 +56,7 @@ def main(argv):
   print(f"vocabulary {s['vocab_size']:,} words, corpus {s['corpus_words']:,} words; trained in "
         f"{s['train_seconds']:.1f} s ({s['compile_seconds']:.1f} s compiling), "
         f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {s['final_loss']:.4f} per prediction")
+  print(f"tables: {s['pages']}")
   an, ws = result.evaluation["analogy"], result.evaluation["word_similarity"]
   print(f"analogy ({cfg.analogy_method}, top 30k words): {100 * an['accuracy']:.2f}% of {an['n_total']:,} "
         f"questions (semantic {100 * an['semantic']:.2f}%, syntactic {100 * an['syntactic']:.2f}%; "

@@ -2,6 +2,7 @@
 
     python scripts/bench.py --corpus ../shared/data/dev_corpus.txt.gz
     python scripts/bench.py --zipf 25e3:4e6,300e3:4e6,1.5e6:10e6 --epochs 1 --min_count 1   # V scaling
+    (--hogwild 1, --huge_pages 1: also those runs of w2v_jax, in the same tables)
 
 Each system trains in its own subprocess (so peak RSS is its own), on the same corpus, with dim 100,
 window 5, neg 5, min_count 5, sample 1e-3 and 5 epochs unless flags say otherwise (the *_hs models
@@ -50,12 +51,13 @@ def worker_w2v_jax(args) -> dict:
   cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
                     steps_per_call=args.steps_per_call, hogwild=bool(args.hogwild))
+  huge = bool(args.huge_pages)
   t_import = time.perf_counter() - _PROCESS_START
   t0 = time.perf_counter()
   with tempfile.TemporaryDirectory() as cold:   # a cold cache: the vocabulary and encoding are timed
     vocab, enc = corpus.prepare([args.corpus], cfg.min_count, cache_dir=cold)
   prep = time.perf_counter() - t0
-  fit = train.fit(cfg, vocab, enc)
+  fit = train.fit(cfg, vocab, enc, huge_pages=huge)
   vectors = np.asarray(fit.params.W_in)
   t1 = time.perf_counter()
   with tempfile.TemporaryDirectory() as out:
@@ -67,7 +69,8 @@ def worker_w2v_jax(args) -> dict:
   ev = api.evaluate_vectors(vocab.words, vectors)
   evaluate = time.perf_counter() - t2
   words = enc.stats.raw_words * cfg.epochs
-  return {"system": "w2v_jax --hogwild" if args.hogwild else "w2v_jax", "model": args.model,
+  system = "w2v_jax" + (" --hogwild" if args.hogwild else "") + (" --huge_pages" if huge else "")
+  return {"system": system, "model": args.model, "pages": fit.pages,
           "words_per_sec": words / fit.train_seconds,
           "words_per_sec_excl_compile": words / max(fit.train_seconds - fit.compile_seconds, 1e-9),
           "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
@@ -163,7 +166,10 @@ def compare(args) -> list[dict]:
     g = _run_worker("gensim", args, model=model) if not args.no_gensim else None
     j = _run_worker("w2v_jax", args, model=model)
     h = _run_worker("w2v_jax", args, model=model, hogwild=1) if args.hogwild and model.endswith("_neg") else None
-    for r in (j, h, g):
+    p = _run_worker("w2v_jax", args, model=model, huge_pages=1) if args.huge_pages else None
+    if p is not None:
+      print(f"  {model} --huge_pages: {p['pages']}", flush=True)
+    for r in (j, h, p, g):
       if r is None:
         continue
       ratio = r["words_per_sec"] / g["words_per_sec"] if g else float("nan")
@@ -201,8 +207,8 @@ def scaling_table(rows: list[dict]) -> str:
     if g is None:
       continue
     lines.append(
-        f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']}"
-        f"{' --hogwild' if 'hogwild' in j['system'] else ''} | {j['words_per_sec'] / 1e3:,.0f}k "
+        f"| {j['vocab_size']:,} | {j['zipf_tokens'] / 1e6:g}M | {j['model']}{j['system'][len('w2v_jax'):]} | "
+        f"{j['words_per_sec'] / 1e3:,.0f}k "
         f"({j['words_per_sec_excl_compile'] / 1e3:,.0f}k) | {g['words_per_sec'] / 1e3:,.0f}k | "
         f"{j['words_per_sec'] / g['words_per_sec']:.2f}x ({j['words_per_sec_excl_compile'] / g['words_per_sec']:.2f}x) | "
         f"{out(j):.1f} / {out(g):.1f} | {j['whole_job_seconds']:.1f} / {g['whole_job_seconds']:.1f} | "
@@ -242,6 +248,7 @@ def main():
   p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/w2v_jax"))
   p.add_argument("--no_gensim", action="store_true")
   p.add_argument("--hogwild", type=int, default=0, help="1: also run w2v_jax --hogwild (the *_neg models)")
+  p.add_argument("--huge_pages", type=int, default=0, help="1: also run w2v_jax --huge_pages (pages.py)")
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
   p.add_argument("--zipf", default=None, help="vocabulary scaling: comma-separated TYPES:TOKENS synthetic Zipf "
                  "corpora (e.g. 25e3:4e6,300e3:4e6,1.5e6:10e6; use with --epochs 1 --min_count 1)")

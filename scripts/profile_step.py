@@ -2,6 +2,7 @@
 
   python scripts/profile_step.py --corpus ../shared/data/dev_corpus.txt.gz --model cbow_neg
   python scripts/profile_step.py --corpus ... --model sgram_neg --no_native   # XLA's scatter instead
+  python scripts/profile_step.py --corpus ... --huge_pages   # the tables on huge pages (pages.py)
 
 It builds the chunk `train.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
 steady-state steps, then records a jax.profiler trace with XLA:CPU's per-thunk trace events on and prints
@@ -24,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from w2v_jax import corpus as corpus_lib, engine, models, train  # noqa: E402
+from w2v_jax import corpus as corpus_lib, engine, models, pages, train  # noqa: E402
 from w2v_jax import step as step_lib  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 from bench_runs import field_value  # noqa: E402  (scripts/ is on sys.path when a script runs)
@@ -39,6 +40,7 @@ def main():
   ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (W2V_JAX_NATIVE=0)")
   ap.add_argument("--chunks", type=int, default=30, help="timed chunks (steps_per_call steps each)")
   ap.add_argument("--top", type=int, default=20)
+  ap.add_argument("--huge_pages", action="store_true", help="the tables on huge pages (pages.place)")
   args = ap.parse_args()
 
   base = TrainConfig()
@@ -53,6 +55,8 @@ def main():
   print(f"step: {spec.name} -- {spec.reason}")
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  state, pages_line = pages.place(state, args.huge_pages)   # as train.fit does
+  print(f"tables: {pages_line}")
   data = train.epoch_data(cfg, vocab, enc, 0)
   S = cfg.steps_per_call
   if (args.chunks + 12) * S > int(data.steps):

@@ -214,3 +214,28 @@ def test_sgram_neg_with_k_15_trains_at_word2vecs_lr_on_real_text(tmp_path):
   run = api.train(cfg, cache_dir=tmp_path)
   assert run.summary["status"] == "finished" and run.summary["engine"]["dup_cap"] == 12.0
   assert run.summary["ws353_spearman"] > 0.08 and run.summary["analogy_accuracy"] > 0.01, run.summary
+
+
+def test_the_final_loss_is_the_last_epochs_whatever_the_log_interval(tmp_path):
+  # summary["final_loss"] is the last epoch's mean loss per prediction. A log record used to run on across
+  # an epoch's end, so with a long interval the "last epoch" took in earlier, higher losses, and two runs
+  # of the same vectors reported different final losses.
+  from w2v_jax import corpus
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**{**TINY, "model": "cbow_neg"})
+  vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
+  finals = []
+  for every_s in (0.0, 1e9):   # a record per chunk; a record per epoch
+    fit = train.fit(cfg, vocab, enc, log_every_s=every_s)
+    if every_s:
+      assert [r["epoch"] for r in fit.history] == list(range(1, cfg.epochs + 1))
+    finals.append(api.make_summary(cfg, vocab, enc, fit, _no_evaluation())["final_loss"])
+  first_epoch = [r for r in fit.history if r["epoch"] == 1][0]["loss"]
+  assert finals[0] == pytest.approx(finals[1], rel=1e-5) and finals[1] < first_epoch
+
+
+def _no_evaluation():
+  nan = float("nan")
+  return {"analogy": {"accuracy": nan, "semantic": nan, "syntactic": nan, "n_total": 0},
+          "word_similarity": {"spearman": nan, "oov_rate": nan},
+          "simlex999": {"spearman": nan, "oov_rate": nan}}

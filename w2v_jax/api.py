@@ -101,7 +101,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
           checkpoint_every_s: float = 60.0, log_every_s: float = 1.0, mesh=None,
-          on_start: Callable[[dict], None] | None = None) -> RunResult:
+          on_start: Callable[[dict], None] | None = None, huge_pages: bool = False) -> RunResult:
   """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
 
   `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and
@@ -131,7 +131,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
     fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
                         should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
                         checkpoint_every_s=checkpoint_every_s,
-                        mesh=mesh, on_start=on_start)
+                        mesh=mesh, on_start=on_start, huge_pages=huge_pages)
   finally:
     if plotter is not None:
       plotter.wait()
@@ -171,7 +171,7 @@ def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResu
       "simlex999_spearman": _number(evaluation["simlex999"]["spearman"]),
       "simlex999_oov_rate": evaluation["simlex999"]["oov_rate"],
       "status": fit.status, "replaced_chars": encoded.stats.replaced_chars,
-      "backend": jax.default_backend(), "engine": fit.engine, "config": json.loads(cfg.to_json()),
+      "backend": jax.default_backend(), "engine": fit.engine, "pages": fit.pages, "config": json.loads(cfg.to_json()),
   }
 
 

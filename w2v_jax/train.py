@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import batches, checkpoint, distributed, engine, models, sampling
+from w2v_jax import batches, checkpoint, distributed, engine, models, pages, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -41,6 +41,7 @@ class FitResult:
   compile_seconds: float        # time the run waited for compilation (see `compile_ahead`)
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
+  pages: str = ""               # pages.place's line: how much of the tables was on huge pages, or why none
 
 
 def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int,
@@ -108,8 +109,11 @@ def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
-        on_start: Callable[[dict], None] | None = None) -> FitResult:
+        on_start: Callable[[dict], None] | None = None, huge_pages: bool = False) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
+
+  `huge_pages`: the tables on huge pages on the CPU, on one device (pages.place; FitResult.pages says
+  what came of it). A runtime setting, as the mesh is: the same bits either way.
 
   The step is engine.select_step(cfg, mesh)'s. With a `mesh` (distributed.make_mesh) its chunk runs
   sharded on it (distributed.py); the returned params, the checkpoints and the metrics are the same
@@ -133,6 +137,10 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
       raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
                      "use another --workdir, or drop --resume")
     state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
+  if mesh is not None and huge_pages:
+    pages_line = "tables on 4 kB pages: --huge_pages is for one device (placing the state on a mesh copies them)"
+  else:
+    state, pages_line = pages.place(state, huge_pages)
   # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
   V = len(vocab.words)
 
@@ -233,6 +241,8 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
           break
       if status == "interrupted":
         break
+      if epoch < cfg.epochs - 1:   # a record ends with its epoch, so summary's last-epoch loss is that epoch's
+        check_and_log(epoch, first, steps)
     if status == "finished":
       check_and_log(epoch, first, steps, final=True)
       save(cfg.epochs, 0, 1)
@@ -243,4 +253,4 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
   return FitResult(host_state().params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
-                   words_end - (words_end if words_start is None else words_start), spec.describe())
+                   words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line)

@@ -8,6 +8,9 @@ then rows.py's update) to float rounding, not bit for bit, since its dot product
 own; and each is deterministic, whatever the number of threads (tests/test_native.py). `FUSED_STEPS` maps
 a model's `native_step` name to its kernel. Why they are faster than XLA here: README, "Where the time goes".
 
+Huge pages. `huge_page_copy(x, huge_page)` is a copy of x whose memory was advised MADV_HUGEPAGE before
+the copy wrote it (pages.cc); pages.py uses it to put the tables on huge pages.
+
 Row kernels. `apply_rows(table, parts, scale, max_dup)` is rows.apply_rows_reference (the duplicate cap,
 then one scatter-add) performing the same float operations in the same order: the same bits.
 `apply_span_rows` is rows.apply_span_rows_reference likewise. They serve the bucketed and per-window
@@ -15,7 +18,7 @@ layouts on one device.
 
 The build. On first use the sources here (*.cc, *.h) are compiled with the system C++ compiler (CXX, or
 c++, g++, clang++) with -march=native, one compiler per file at once: the kernels (fused_steps.cc,
-apply_rows.cc, behind kernels.h, free of XLA) at -O3, and ffi_handlers.cc, the XLA FFI handlers against
+apply_rows.cc, pages.cc, behind kernels.h, free of XLA) at -O3, and ffi_handlers.cc, the XLA FFI handlers against
 jaxlib's bundled FFI headers, at -O1; into $W2V_JAX_NATIVE_DIR or
 ~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler and the machine.
 `python -m w2v_jax.native build` does it ahead of time; `start_build()` does it on a background thread
@@ -54,8 +57,9 @@ _TARGET = "w2v_apply_rows"
 _SPAN_TARGET = "w2v_apply_span_rows"
 _CBOW_NEG_TARGET = "w2v_cbow_neg_step"
 _SGRAM_NEG_TARGET = "w2v_sgram_neg_step"
+_HUGE_PAGE_COPY_TARGET = "w2v_huge_page_copy"
 _TARGETS = {_TARGET: "W2vApplyRows", _SPAN_TARGET: "W2vApplySpanRows", _CBOW_NEG_TARGET: "W2vCbowNegStep",
-            _SGRAM_NEG_TARGET: "W2vSgramNegStep"}
+            _SGRAM_NEG_TARGET: "W2vSgramNegStep", _HUGE_PAGE_COPY_TARGET: "W2vHugePageCopy"}
 _FLAGS = ["-march=native", "-ffp-contract=off", "-std=c++17", "-fPIC", "-w"]
 # The kernels at -O3; ffi_handlers.cc, which only unpacks arguments but parses XLA's FFI headers (most of a
 # build's time), at -O1: a cold build went from 6.5 s to 4.1 s on 2 cores.
@@ -267,6 +271,15 @@ def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: i
                            max_dup=np.float32(max_dup if max_dup is not None else 0.0),
                            threads=np.int32(threads), hogwild=np.int32(hogwild), **attrs)
   return Params(W_in, W_out), loss
+
+
+@functools.partial(jax.jit, static_argnames="huge_page")
+def huge_page_copy(x, huge_page: int):
+  """(a copy of x, int32 []): the copy's whole `huge_page`-byte pages advised MADV_HUGEPAGE before it was
+  written (pages.cc), and how many were (or -errno if madvise refused). Needs the kernels (status())."""
+  call = jax.ffi.ffi_call(_HUGE_PAGE_COPY_TARGET, (jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                                   jax.ShapeDtypeStruct((), jnp.int32)))
+  return call(x, huge_page=np.int64(huge_page))
 
 
 def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_grad: str, threads: int = 0,

@@ -154,6 +154,17 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
   return ffi::Error::Success();
 }
 
+ffi::Error HugePageCopyImpl(ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out,
+                            ffi::Result<ffi::Buffer<ffi::S32>> advised, int64_t huge_page) {
+  if (in.size_bytes() != out->size_bytes())
+    return ffi::Error::InvalidArgument("w2v_huge_page_copy: the output must be the input's size");
+  if (advised->element_count() != 1)
+    return ffi::Error::InvalidArgument("w2v_huge_page_copy: the page count is one int32");
+  const int64_t n = w2v::CopyToHugePages(in.untyped_data(), out->untyped_data(), in.size_bytes(), huge_page);
+  advised->typed_data()[0] = static_cast<int32_t>(n);
+  return ffi::Error::Success();
+}
+
 // The arguments and results both fused steps take; each adds its attributes.
 auto StepBinding() {
   return ffi::Ffi::Bind()
@@ -189,6 +200,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplySpanRows, ApplySpanRowsImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()   // vecs [B, D]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // table, aliased
                                   .Attr<float>("max_dup"));       // <= 0: no cap
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vHugePageCopy, HugePageCopyImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()          // x
+                                  .Ret<ffi::AnyBuffer>()          // a copy of x, on huge pages where it can be
+                                  .Ret<ffi::Buffer<ffi::S32>>()   // [] pages advised, or -errno
+                                  .Attr<int64_t>("huge_page"));   // the huge page's size in bytes
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
                               StepBinding()

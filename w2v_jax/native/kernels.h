@@ -41,6 +41,10 @@ void ApplyRows(float* w, int64_t v, int64_t d, const std::vector<Part>& parts, f
 void ApplySpanRows(float* table, int64_t v, int64_t d, const int32_t* tokens, const float* coef,
                    const float* vecs, int64_t b_size, int64_t c, float scale, float max_dup);
 
+// pages.cc: dst = src (bytes), dst's whole huge pages (huge_page bytes each) advised MADV_HUGEPAGE before
+// the copy touches them; returns how many pages were advised, or -errno where madvise refused.
+int64_t CopyToHugePages(const void* src, void* dst, int64_t bytes, int64_t huge_page);
+
 }  // namespace w2v
 
 #endif  // W2V_JAX_NATIVE_KERNELS_H_

@@ -1,0 +1,48 @@
+"""pages.place: the tables copied onto huge pages hold the same bits, and the run says what happened."""
+import jax
+import numpy as np
+import pytest
+
+from w2v_jax import models, native, pages
+
+
+def _tables(V=20_000, D=100):   # 8 MB each: four 2 MB pages
+  return models.init(jax.random.PRNGKey(0), V, D)
+
+
+def test_placed_tables_hold_the_same_bits_and_the_line_says_where_they_are():
+  state = _tables()
+  before = [np.asarray(x).copy() for x in state]
+  old = list(state)
+  placed, line = pages.place(state, enabled=True)
+  assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, placed))
+  assert type(placed) is type(state)
+  mode = pages.thp_mode()
+  if mode == "madvise" and native.available():
+    assert all(x.is_deleted() for x in old)   # copied, and the old buffers freed at once
+    on = pages.huge_bytes(list(placed))
+    assert on > 0 and f"{on / 2**20:,.0f} of 15 MB of tables on 2 MB pages" in line, line
+  elif mode in (None, "never"):
+    assert "on 4 kB pages" in line and placed is state
+  # The measurement is of the buffers themselves: tables XLA made in the ordinary way are on 4 kB pages
+  # here unless THP is "always".
+  if mode == "madvise":
+    assert pages.huge_bytes(list(_tables())) == 0
+
+
+def test_small_tables_and_the_default_are_left_as_they_are():
+  state = _tables(2_000, 16)
+  if pages.thp_mode() not in (None, "never"):
+    placed, line = pages.place(state, enabled=True)
+    assert placed is state and "no table fills a 2 MB page" in line
+  state = _tables()
+  placed, line = pages.place(state)
+  assert placed is state and line == "15 MB of tables on 4 kB pages (--huge_pages puts them on huge pages)"
+
+
+@pytest.mark.skipif(not native.available(), reason=native.status().reason)
+def test_the_copy_kernel_copies_any_buffer_and_counts_the_pages_it_advised():
+  x = jax.numpy.arange(3 << 20, dtype=jax.numpy.float32).reshape(-1, 3)   # 12 MB
+  y, advised = native.huge_page_copy(x, 2 << 20)
+  assert np.array_equal(np.asarray(x), np.asarray(y))
+  assert int(advised) in (5, 6) if pages.thp_mode() is not None else int(advised) >= 0   # whole 2 MB pages inside

@@ -1,0 +1,115 @@
+"""The tables on huge pages: `place(state)` before training, on the CPU.
+
+A training step reads and writes rows all over both [V, D] tables. Each row read needs its page's address
+translation; the TLB caches a few thousand of them. On 4 kB pages that covers a few MB of table, so at
+large V nearly every row a step touches costs a page walk as well as a cache miss (and under a hypervisor
+a walk is two walks). On 2 MB pages the same TLB covers GBs.
+
+Off by default (`--huge_pages` turns it on): a trade-off, measured in the README ("Huge pages"). At V = 1M
+the steps ran faster on huge pages, but the copy below costs seconds on a VM whose fresh memory is slow
+to fault in, which a short run does not win back; at V = 22k the steps were no faster.
+
+Linux backs an anonymous range with transparent huge pages (THP) when THP is "always", or when it is
+"madvise" and the range was advised MADV_HUGEPAGE before its first touch; pages already touched stay
+small. XLA writes a table's buffer as it makes it, so `place` copies each table (each float leaf of at
+least one huge page) through the native kernel `native.huge_page_copy`, which advises its fresh output
+before writing it. (Collapsing the buffers where they are, madvise MADV_COLLAPSE, needs no copy but took
+as long.) The copy holds the same bits. Each leaf's old buffer is deleted as soon as it
+is copied, so the peak memory grows by one table at most, for a moment; `place` consumes its state.
+
+What happened is measured, not assumed: `place` reads /proc/self/smaps for how much of the tables the
+kernel did put on huge pages, and says it in one line (FitResult.pages, summary.json's "pages", printed
+by w2v-train), with the reason wherever it is none.
+"""
+import os
+import pathlib
+import re
+import time
+
+import jax
+import jax.numpy as jnp
+
+from w2v_jax import native
+
+_THP = pathlib.Path("/sys/kernel/mm/transparent_hugepage")
+
+
+def thp_mode() -> str | None:
+  """Linux's THP mode ("always", "madvise" or "never"), or None where there is no THP."""
+  try:
+    text = (_THP / "enabled").read_text()
+  except OSError:
+    return None
+  m = re.search(r"\[(\w+)\]", text)
+  return m.group(1) if m else None
+
+
+def huge_page_bytes() -> int:
+  """The THP page size: 2 MB on x86-64 (hpage_pmd_size where the kernel says)."""
+  try:
+    return int((_THP / "hpage_pmd_size").read_text())
+  except (OSError, ValueError):
+    return 2 << 20
+
+
+def huge_bytes(arrays) -> int:
+  """How many bytes of these (CPU) arrays' buffers the kernel backs with huge pages now, from
+  /proc/self/smaps (AnonHugePages of each mapping inside a buffer, plus the huge pages of a mapping that
+  holds a buffer, counted up to the buffer's size)."""
+  spans = [(a.unsafe_buffer_pointer(), a.unsafe_buffer_pointer() + a.nbytes) for a in arrays]
+  total, start, end = 0, 0, 0
+  try:
+    with open("/proc/self/smaps") as f:
+      for line in f:
+        if m := re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line):
+          start, end = int(m.group(1), 16), int(m.group(2), 16)
+        elif line.startswith("AnonHugePages:"):
+          kb = int(line.split()[1])
+          for lo, hi in spans:
+            if lo < end and start < hi:   # this mapping overlaps the buffer
+              total += min(kb * 1024, min(hi, end) - max(lo, start))
+  except OSError:
+    return 0
+  return total
+
+
+def place(state, enabled: bool = False):
+  """(state, report): with `enabled`, state with its float leaves of at least one huge page copied onto
+  huge pages where the machine allows (the same values); and one line saying how much of the tables is
+  on them, or why none is. The copied leaves of the given state are deleted: use the returned one."""
+  leaves, tree = jax.tree.flatten(state)
+  page = huge_page_bytes()
+  floats = [i for i, x in enumerate(leaves) if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating)]
+  big = [i for i in floats if leaves[i].nbytes >= page]
+  total = sum(leaves[i].nbytes for i in floats)
+  size = f"{total / 2**20:,.0f} MB of tables"
+  mode = thp_mode()
+  if not enabled:
+    return state, f"{size} on 4 kB pages (--huge_pages puts them on huge pages)"
+  if jax.default_backend() != "cpu" or os.name != "posix":
+    return state, f"huge pages not asked for on {jax.default_backend()}"
+  if mode is None:
+    return state, f"{size} on 4 kB pages: this system has no transparent huge pages ({_THP} is missing)"
+  if mode == "never":
+    return state, f"{size} on 4 kB pages: transparent huge pages are off here ({_THP}/enabled says never)"
+  if not big:
+    return state, f"{size} on 4 kB pages: no table fills a {page >> 20} MB page"
+  t = time.perf_counter()
+  how = "THP always"
+  if mode == "madvise":
+    status = native.status()
+    if not status.available:
+      return state, f"{size} on 4 kB pages: THP is madvise-only and the copy that advises needs the {status.reason}"
+    errors = set()
+    for x in {id(leaves[i]): leaves[i] for i in big}.values():   # a leaf twice in the tree: copied once
+      copy, advised = native.huge_page_copy(x, page)
+      leaves = [copy if y is x else y for y in leaves]
+      x.delete()   # now, not when the caller lets go of the old state
+      if int(advised) < 0:
+        errors.add(os.strerror(-int(advised)))
+    if errors:
+      return jax.tree.unflatten(tree, leaves), f"{size} on 4 kB pages: madvise refused ({', '.join(sorted(errors))})"
+    how = f"THP madvise; copied in {time.perf_counter() - t:.2f} s"
+  big = [leaves[i] for i in big]
+  on = huge_bytes(big)
+  return jax.tree.unflatten(tree, leaves), f"{on / 2**20:,.0f} of {size} on {page >> 20} MB pages ({how})"
