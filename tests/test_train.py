@@ -239,3 +239,46 @@ def _no_evaluation():
   return {"analogy": {"accuracy": nan, "semantic": nan, "syntactic": nan, "n_total": 0},
           "word_similarity": {"spearman": nan, "oov_rate": nan},
           "simlex999": {"spearman": nan, "oov_rate": nan}}
+
+
+def test_epochs_drawn_ahead_are_the_epochs_drawn_in_turn(tmp_path, monkeypatch):
+  """train.fit draws epoch e + 1's data on a thread while epoch e trains (train.EpochsAhead): each epoch
+  must get exactly epoch_data's arrays, whether asked in order or from a resumed epoch, and an error in
+  drawing an epoch must reach the caller when that epoch is asked for, not before and not lost."""
+  from w2v_jax import corpus
+  cfg = TrainConfig(**{**TINY, "epochs": 4})
+  vocab, enc = corpus.prepare([planted_corpus(tmp_path / "planted.txt")], cfg.min_count,
+                              cache_dir=tmp_path / "cache")
+
+  def same(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+  ahead = train.EpochsAhead(cfg, vocab, enc)
+  try:
+    got = [ahead.get(e) for e in range(cfg.epochs)]
+  finally:
+    ahead.close()
+  for e, data in enumerate(got):
+    assert same(data, train.epoch_data(cfg, vocab, enc, e)), e
+  assert not same(got[0], got[1])   # the epochs differ: the comparison can fail
+
+  resumed = train.EpochsAhead(cfg, vocab, enc)
+  try:
+    assert same(resumed.get(2), got[2]) and same(resumed.get(3), got[3])
+  finally:
+    resumed.close()
+
+  real = train.epoch_data
+  def fails_in_epoch_1(cfg, vocab, corpus, epoch, noise=None):
+    if epoch == 1:
+      raise W2VError("kept no words in epoch 1")
+    return real(cfg, vocab, corpus, epoch, noise)
+  monkeypatch.setattr(train, "epoch_data", fails_in_epoch_1)
+  failing = train.EpochsAhead(cfg, vocab, enc)
+  try:
+    assert same(failing.get(0), got[0])   # epoch 1 is being drawn, and fails, behind this
+    with pytest.raises(W2VError, match="epoch 1"):
+      failing.get(1)
+  finally:
+    failing.close()

@@ -9,6 +9,7 @@ thread (the only stall: one copy of the tables) and written by a background thre
 atomically, while the next chunks run. A run on several processes checkpoints by steps only (default 2000):
 a clock would not fire on the same chunk everywhere, and every process takes part in gathering the state.
 """
+import concurrent.futures
 import dataclasses
 import threading
 import time
@@ -65,6 +66,38 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int,
                             jnp.int32(batches.num_batches(len(tok), cfg.batch_size)), jnp.int32(epoch))
 
 
+class EpochsAhead:
+  """Each epoch's data, drawn one epoch ahead on a background thread: `get(e)` returns epoch e's
+  `epoch_data` and starts drawing e + 1's, so the host's subsampling and upload for the next epoch run
+  while this one trains instead of between the two. The noise alias table is built there first, from
+  the start of `fit` on, while the tables are initialised. The same data as drawing each epoch when it
+  starts (`epoch_data` is a pure function of (seed, epoch)). With a mesh the epochs are drawn on the
+  training thread (distributed.epoch_data agrees across processes), only the table ahead."""
+
+  def __init__(self, cfg: TrainConfig, vocab, corpus, mesh=None):
+    self._args, self._mesh = (cfg, vocab, corpus), mesh
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="w2v-epochs-ahead")
+    self._noise = self._pool.submit(sampling.noise_alias, vocab.counts, cfg.ns_exponent)
+    self._next: tuple[int, concurrent.futures.Future] | None = None
+
+  def _draw(self, epoch: int) -> batches.EpochData:
+    return epoch_data(*self._args, epoch, self._noise.result())
+
+  def get(self, epoch: int) -> batches.EpochData:
+    cfg, vocab, corpus = self._args
+    if self._mesh is not None:
+      return distributed.epoch_data(cfg, vocab, corpus, epoch, self._mesh, self._noise.result())
+    if self._next is not None and self._next[0] == epoch:
+      data = self._next[1].result()   # raises what the drawing raised
+    else:
+      data = self._draw(epoch)
+    self._next = (epoch + 1, self._pool.submit(self._draw, epoch + 1)) if epoch + 1 < cfg.epochs else None
+    return data
+
+  def close(self) -> None:
+    self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class compile_ahead:
   """The jitted chunk, compiled on a background thread from the shapes alone, while the caller initialises
   the tables and draws the first epoch (the figures are in the README's "Results"). Calling it waits for
@@ -73,7 +106,7 @@ class compile_ahead:
 
   def __init__(self, chunk, spec: engine.StepSpec, cfg: TrainConfig, vocab, corpus):
     V, n = len(vocab.words), len(corpus.tokens)
-    columns = sampling.alias_columns(V)   # the table's shape, without building it (0.7 s at V = 1M)
+    columns = sampling.alias_columns(V)   # the table's shape, without building it
     noise = sampling.AliasTable(jax.ShapeDtypeStruct((columns,), jnp.uint32),
                                 jax.ShapeDtypeStruct((columns,), jnp.int32))
     i32 = jax.ShapeDtypeStruct((), jnp.int32)
@@ -129,6 +162,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   if mesh is None:   # (the mesh's chunk is built below, from the placed state)
     chunk = compile_ahead(chunk, spec, cfg, vocab, corpus)
   meta = fingerprint(cfg, vocab, corpus)
+  epochs_ahead = EpochsAhead(cfg, vocab, corpus, mesh)   # the noise table from now, while the tables are made
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
   position = checkpoint.Position(0, 0)
   if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
@@ -208,12 +242,10 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
       if jax.process_index() == 0:
         writer.save(workdir, saved, where, {"fingerprint": meta})   # written in the background
 
-  noise = sampling.noise_alias(vocab.counts, cfg.ns_exponent)   # once: every epoch draws from the same table
   try:
     epoch, first, steps = position.epoch, position.step, 1
     for epoch in range(position.epoch, cfg.epochs):
-      data = (epoch_data(cfg, vocab, corpus, epoch, noise) if mesh is None
-              else distributed.epoch_data(cfg, vocab, corpus, epoch, mesh, noise))
+      data = epochs_ahead.get(epoch)
       steps = int(data.steps)
       first = position.step if epoch == position.epoch else 0
       if words_start is None:
@@ -249,6 +281,8 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   except BaseException:
     writer.wait(quiet=True)   # the last good checkpoint is on disk before the error leaves
     raise
+  finally:
+    epochs_ahead.close()
   writer.wait()
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
