@@ -70,15 +70,19 @@ class EpochsAhead:
   """Each epoch's data, drawn one epoch ahead on a background thread: `get(e)` returns epoch e's
   `epoch_data` and starts drawing e + 1's, so the host's subsampling and upload for the next epoch run
   while this one trains instead of between the two. The noise alias table is built there first, from
-  the start of `fit` on, while the tables are initialised. The same data as drawing each epoch when it
-  starts (`epoch_data` is a pure function of (seed, epoch)). With a mesh the epochs are drawn on the
-  training thread (distributed.epoch_data agrees across processes), only the table ahead."""
+  the start of `fit` on, while the tables are initialised, and then `first_epoch`'s data, when the caller
+  knows which epoch comes first (a fresh run: 0), so the first epoch's draw overlaps the initialisation
+  too. The same data as drawing each epoch when it starts (`epoch_data` is a pure function of (seed,
+  epoch)); an epoch asked for that was not drawn ahead is drawn then. With a mesh the epochs are drawn
+  on the training thread (distributed.epoch_data agrees across processes), only the table ahead."""
 
-  def __init__(self, cfg: TrainConfig, vocab, corpus, mesh=None):
+  def __init__(self, cfg: TrainConfig, vocab, corpus, mesh=None, first_epoch: int | None = None):
     self._args, self._mesh = (cfg, vocab, corpus), mesh
     self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="w2v-epochs-ahead")
     self._noise = self._pool.submit(sampling.noise_alias, vocab.counts, cfg.ns_exponent)
     self._next: tuple[int, concurrent.futures.Future] | None = None
+    if mesh is None and first_epoch is not None and first_epoch < cfg.epochs:
+      self._next = (first_epoch, self._pool.submit(self._draw, first_epoch))
 
   def _draw(self, epoch: int) -> batches.EpochData:
     return epoch_data(*self._args, epoch, self._noise.result())
@@ -120,7 +124,10 @@ class compile_ahead:
         self._fn = chunk.lower(state, data, i32).compile()
       except BaseException as e:   # raised on the training thread, at its first call
         self._error = e
-    self._thread = threading.Thread(target=run, name="w2v_jax-compile", daemon=True)
+    # Not a daemon: a run that fails before its first call (say, --resume into another run's workdir)
+    # leaves the compilation going, and a daemon thread still inside XLA when the interpreter finalises
+    # aborts the process ("FATAL: exception not rethrown"); Python joins a non-daemon thread first.
+    self._thread = threading.Thread(target=run, name="w2v_jax-compile", daemon=False)
     self._thread.start()
 
   def __call__(self, state, data, first):
@@ -162,7 +169,8 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   if mesh is None:   # (the mesh's chunk is built below, from the placed state)
     chunk = compile_ahead(chunk, spec, cfg, vocab, corpus)
   meta = fingerprint(cfg, vocab, corpus)
-  epochs_ahead = EpochsAhead(cfg, vocab, corpus, mesh)   # the noise table from now, while the tables are made
+  # the noise table and (unless resuming: its epoch is not known yet) epoch 0, while the tables are made
+  epochs_ahead = EpochsAhead(cfg, vocab, corpus, mesh, first_epoch=None if resume else 0)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
   position = checkpoint.Position(0, 0)
   if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
