@@ -2,7 +2,8 @@
 
     python scripts/bench.py --corpus ../shared/data/dev_corpus.txt.gz
     python scripts/bench.py --zipf 25e3:4e6,300e3:4e6,1.5e6:10e6 --epochs 1 --min_count 1   # V scaling
-    (--hogwild 1, --huge_pages 1: also those runs of w2v_jax, in the same tables)
+    (--hogwild 1, --huge_pages 1: also those runs of w2v_jax, in the same tables; --repeats N: N
+    alternating runs of each, with each repeat's ratios to gensim and their median)
 
 Each system trains in its own subprocess (so peak RSS is its own), on the same corpus, with dim 100,
 window 5, neg 5, min_count 5, sample 1e-3 and 5 epochs unless flags say otherwise (the *_hs models
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -162,7 +164,9 @@ def compare(args) -> list[dict]:
   parts = ("| model | system | import s | vocabulary + encoding s | compile s | train s | write s | "
            "(evaluate s) | system CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   lines, breakdown = [], []
-  for model in args.models.split(","):
+  for model, repeat in [(m, i) for m in args.models.split(",") for i in range(args.repeats)]:
+    if args.repeats > 1:
+      print(f"  {model}: repeat {repeat + 1} of {args.repeats}", flush=True)
     g = _run_worker("gensim", args, model=model) if not args.no_gensim else None
     j = _run_worker("w2v_jax", args, model=model)
     h = _run_worker("w2v_jax", args, model=model, hogwild=1) if args.hogwild and model.endswith("_neg") else None
@@ -172,6 +176,7 @@ def compare(args) -> list[dict]:
     for r in (j, h, p, g):
       if r is None:
         continue
+      r["repeat"] = repeat
       ratio = r["words_per_sec"] / g["words_per_sec"] if g else float("nan")
       whole = g["whole_job_seconds"] / r["whole_job_seconds"] if g else float("nan")   # > 1: faster
       r["ratio_vs_gensim"], r["whole_job_ratio_vs_gensim"] = ratio, whole
@@ -188,7 +193,25 @@ def compare(args) -> list[dict]:
   print("\n" + header + "\n" + "\n".join(lines), flush=True)
   print("\nWhere the whole job's time goes (evaluation is not part of it):\n" + parts + "\n" +
         "\n".join(breakdown), flush=True)
+  if args.repeats > 1:
+    print("\n" + repeats_table(rows), flush=True)
   return rows
+
+
+def repeats_table(rows: list[dict]) -> str:
+  """With --repeats N: each system's ratios to the gensim run beside it (training words/s, whole job), run
+  by run, and their median: this machine's speed moves between runs, so one run's ratio can mislead."""
+  lines = ["Ratios to gensim, repeat by repeat (each against the gensim run of the same repeat):",
+           "| model | system | words/s ratio per repeat | median | whole job ratio per repeat | median |",
+           "| --- | --- | --- | --- | --- | --- |"]
+  for key in dict.fromkeys((r["model"], r["system"]) for r in rows if not r["system"].startswith("gensim")):
+    mine = [r for r in rows if (r["model"], r["system"]) == key]
+    train = [r["ratio_vs_gensim"] for r in mine]
+    whole = [r["whole_job_ratio_vs_gensim"] for r in mine]
+    lines.append(f"| {key[0]} | {key[1]} | {', '.join(f'{x:.2f}x' for x in train)} | "
+                 f"{statistics.median(train):.2f}x | {', '.join(f'{x:.2f}x' for x in whole)} | "
+                 f"{statistics.median(whole):.2f}x |")
+  return "\n".join(lines)
 
 
 def scaling_table(rows: list[dict]) -> str:
@@ -203,7 +226,7 @@ def scaling_table(rows: list[dict]) -> str:
     if not j["system"].startswith("w2v_jax"):
       continue
     g = next((r for r in rows if r["system"].startswith("gensim") and r["model"] == j["model"]
-              and r["zipf_types"] == j["zipf_types"]), None)
+              and r["zipf_types"] == j["zipf_types"] and r.get("repeat") == j.get("repeat")), None)
     if g is None:
       continue
     lines.append(
@@ -249,6 +272,8 @@ def main():
   p.add_argument("--no_gensim", action="store_true")
   p.add_argument("--hogwild", type=int, default=0, help="1: also run w2v_jax --hogwild (the *_neg models)")
   p.add_argument("--huge_pages", type=int, default=0, help="1: also run w2v_jax --huge_pages (pages.py)")
+  p.add_argument("--repeats", type=int, default=1, help="run each model's systems this many times, alternating, "
+                 "and print each repeat's ratios and their median")
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
   p.add_argument("--zipf", default=None, help="vocabulary scaling: comma-separated TYPES:TOKENS synthetic Zipf "
                  "corpora (e.g. 25e3:4e6,300e3:4e6,1.5e6:10e6; use with --epochs 1 --min_count 1)")
