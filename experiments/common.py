@@ -64,9 +64,11 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
   flags.DEFINE_bool("compile_cache", True, "keep XLA's compiled training steps under <cache_dir>/xla, so a "
                     "rerun or a sweep's next run of the same shapes loads them instead of compiling")
-  flags.DEFINE_bool("huge_pages", False, "on the CPU, copy the tables onto 2 MB transparent huge pages before "
+  flags.DEFINE_bool("huge_pages", None, "on the CPU, copy the tables onto 2 MB transparent huge pages before "
                     "training: faster steps at large vocabularies for a one-off copy (README, Huge pages; the "
-                    "same bits); the run says how much of them the kernel put there, or why none")
+                    "same bits). Unset: auto, on for 512 MB of tables or more (V >= ~670k at dim 100); "
+                    "--huge_pages / --nohuge_pages force it. The run says how much of them the kernel put "
+                    "there, or why none")
   # Devices and hosts: runtime settings, not part of the config, so a run can resume on another mesh.
   flags.DEFINE_string("mesh", None, "devices to train on, as axis:size over the devices JAX sees, e.g. "
                       "data:4 (data parallel) or data:2,vocab:2 (tables split by rows); default one device")

@@ -234,7 +234,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
              should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
              checkpoint_every_s: float = 60.0,
              log_every_s: float = 2.0, make_plots: bool = True, mesh=None,
-             on_start: Callable[[dict], None] | None = None, huge_pages: bool = False) -> list[dict]:
+             on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None) -> list[dict]:
   """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
 
   Everything is checked before any training: the grid, the lock, the corpus (prepared once into

@@ -2,7 +2,8 @@
 
     python scripts/bench.py --corpus ../shared/data/dev_corpus.txt.gz
     python scripts/bench.py --zipf 25e3:4e6,300e3:4e6,1.5e6:10e6 --epochs 1 --min_count 1   # V scaling
-    (--hogwild 1, --huge_pages 1: also those runs of w2v_jax, in the same tables; --repeats N: N
+    (--hogwild 1, --huge_pages on|off: also those runs of w2v_jax, in the same tables, beside the default
+    run, whose tables go on huge pages when they take 512 MB or more (pages.py); --repeats N: N
     alternating runs of each, with each repeat's ratios to gensim and their median)
 
 Each system trains in its own subprocess (so peak RSS is its own), on the same corpus, with dim 100,
@@ -53,7 +54,7 @@ def worker_w2v_jax(args) -> dict:
   cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
                     steps_per_call=args.steps_per_call, hogwild=bool(args.hogwild))
-  huge = bool(args.huge_pages)
+  huge = {"auto": None, "on": True, "off": False}[args.pages]
   t_import = time.perf_counter() - _PROCESS_START
   t0 = time.perf_counter()
   with tempfile.TemporaryDirectory() as cold:   # a cold cache: the vocabulary and encoding are timed
@@ -71,7 +72,8 @@ def worker_w2v_jax(args) -> dict:
   ev = api.evaluate_vectors(vocab.words, vectors)
   evaluate = time.perf_counter() - t2
   words = enc.stats.raw_words * cfg.epochs
-  system = "w2v_jax" + (" --hogwild" if args.hogwild else "") + (" --huge_pages" if huge else "")
+  system = ("w2v_jax" + (" --hogwild" if args.hogwild else "")
+            + {None: "", True: " --huge_pages", False: " --nohuge_pages"}[huge])
   return {"system": system, "model": args.model, "pages": fit.pages,
           "words_per_sec": words / fit.train_seconds,
           "words_per_sec_excl_compile": words / max(fit.train_seconds - fit.compile_seconds, 1e-9),
@@ -168,11 +170,15 @@ def compare(args) -> list[dict]:
     if args.repeats > 1:
       print(f"  {model}: repeat {repeat + 1} of {args.repeats}", flush=True)
     g = _run_worker("gensim", args, model=model) if not args.no_gensim else None
-    j = _run_worker("w2v_jax", args, model=model)
-    h = _run_worker("w2v_jax", args, model=model, hogwild=1) if args.hogwild and model.endswith("_neg") else None
-    p = _run_worker("w2v_jax", args, model=model, huge_pages=1) if args.huge_pages else None
-    if p is not None:
-      print(f"  {model} --huge_pages: {p['pages']}", flush=True)
+    variants = {"j": {}, "h": {"hogwild": 1} if args.hogwild and model.endswith("_neg") else None,
+                "p": {"pages": args.huge_pages} if args.huge_pages else None}
+    # Odd repeats run our variants in the reverse order, so that none always runs first after gensim.
+    order = [k for k in variants if variants[k] is not None][::-1 if repeat % 2 else 1]
+    done = {k: _run_worker("w2v_jax", args, model=model, **variants[k]) for k in order}
+    j, h, p = (done.get(k) for k in "jhp")
+    for r in (j, p):
+      if r is not None:
+        print(f"  {model} {r['system']}: {r['pages']}", flush=True)
     for r in (j, h, p, g):
       if r is None:
         continue
@@ -271,7 +277,9 @@ def main():
   p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/w2v_jax"))
   p.add_argument("--no_gensim", action="store_true")
   p.add_argument("--hogwild", type=int, default=0, help="1: also run w2v_jax --hogwild (the *_neg models)")
-  p.add_argument("--huge_pages", type=int, default=0, help="1: also run w2v_jax --huge_pages (pages.py)")
+  p.add_argument("--huge_pages", default="", choices=["", "on", "off"], help="also run w2v_jax with the tables "
+                 "forced onto huge pages (on) or kept off them (off); the default run's are auto (pages.py)")
+  p.add_argument("--pages", default="auto", choices=["auto", "on", "off"], help=argparse.SUPPRESS)
   p.add_argument("--repeats", type=int, default=1, help="run each model's systems this many times, alternating, "
                  "and print each repeat's ratios and their median")
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")

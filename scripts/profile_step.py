@@ -2,7 +2,8 @@
 
   python scripts/profile_step.py --corpus ../shared/data/dev_corpus.txt.gz --model cbow_neg
   python scripts/profile_step.py --corpus ... --model sgram_neg --no_native   # XLA's scatter instead
-  python scripts/profile_step.py --corpus ... --huge_pages   # the tables on huge pages (pages.py)
+  python scripts/profile_step.py --corpus ... --huge_pages on   # the tables on huge pages (pages.py);
+                                                                # off: 4 kB pages; default auto, as fit
 
 It builds the chunk `train.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
 steady-state steps, then records a jax.profiler trace with XLA:CPU's per-thunk trace events on and prints
@@ -40,7 +41,8 @@ def main():
   ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (W2V_JAX_NATIVE=0)")
   ap.add_argument("--chunks", type=int, default=30, help="timed chunks (steps_per_call steps each)")
   ap.add_argument("--top", type=int, default=20)
-  ap.add_argument("--huge_pages", action="store_true", help="the tables on huge pages (pages.place)")
+  ap.add_argument("--huge_pages", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                  help="the tables on huge pages (pages.place): auto (as train.fit), on or off")
   args = ap.parse_args()
 
   base = TrainConfig()
@@ -55,7 +57,7 @@ def main():
   print(f"step: {spec.name} -- {spec.reason}")
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
-  state, pages_line = pages.place(state, args.huge_pages)   # as train.fit does
+  state, pages_line = pages.place(state, {"auto": None, "on": True, "off": False}[args.huge_pages])   # as fit
   print(f"tables: {pages_line}")
   data = train.epoch_data(cfg, vocab, enc, 0)
   S = cfg.steps_per_call

@@ -30,14 +30,30 @@ def test_placed_tables_hold_the_same_bits_and_the_line_says_where_they_are():
     assert pages.huge_bytes(list(_tables())) == 0
 
 
-def test_small_tables_and_the_default_are_left_as_they_are():
+def test_small_tables_forced_off_and_auto_below_its_size_are_left_as_they_are():
   state = _tables(2_000, 16)
   if pages.thp_mode() not in (None, "never"):
     placed, line = pages.place(state, enabled=True)
     assert placed is state and "no table fills a 2 MB page" in line
   state = _tables()
+  placed, line = pages.place(state, enabled=False)
+  assert placed is state and line == "15 MB of tables on 4 kB pages (--nohuge_pages)"
+  placed, line = pages.place(state)   # auto: 15 MB is below AUTO_MIN_BYTES
+  assert placed is state and line == ("15 MB of tables on 4 kB pages (auto: huge pages from 512 MB of tables; "
+                                      "--huge_pages forces them)")
+
+
+def test_auto_places_tables_of_its_size_and_says_it_was_auto(monkeypatch):
+  """The default (enabled=None) is the forced copy for tables of at least AUTO_MIN_BYTES (512 MB; lowered
+  here to 8 MB so that the test's 15 MB of tables qualify), and its line says that auto chose it."""
+  monkeypatch.setattr(pages, "AUTO_MIN_BYTES", 8 << 20)
+  state = _tables()
+  before = [np.asarray(x).copy() for x in state]
   placed, line = pages.place(state)
-  assert placed is state and line == "15 MB of tables on 4 kB pages (--huge_pages puts them on huge pages)"
+  assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, placed))
+  assert line.endswith("; auto, for 8 MB of tables or more (--nohuge_pages: 4 kB pages)"), line
+  if pages.thp_mode() == "madvise" and native.available():
+    assert pages.huge_bytes(list(placed)) > 0 and "of 15 MB of tables on 2 MB pages" in line, line
 
 
 @pytest.mark.skipif(not native.available(), reason=native.status().reason)

@@ -39,6 +39,25 @@ def test_subsampling_keeps_each_word_at_the_formula_rate():
   assert np.all(np.abs(n_kept - counts * keep) <= 5 * sd + 1e-9)
 
 
+@pytest.mark.parametrize("mode", ["dirty", "clean"])
+def test_subsample_draws_in_blocks_what_one_draw_would_keep(monkeypatch, mode):
+  """subsample draws its keep decisions in blocks (to bound its memory): the kept tokens must be those of
+  one draw of N uniforms against keep_prob[token], whatever the block size (ragged last block included)."""
+  rng = np.random.default_rng(2)
+  tokens = rng.integers(0, len(COUNTS), size=10_007)
+  enc = _encoded(tokens, [0, 5000, len(tokens)])
+  keep = sampling.keep_probs(COUNTS, 1e-2)
+  one = np.random.Generator(np.random.PCG64([5, 3])).random(len(tokens), dtype=np.float32) < keep[tokens]
+  sent = np.repeat([0, 1], [5000, len(tokens) - 5000]).astype(np.int32)
+  expect = (tokens[one], sent[one]) if mode == "dirty" else (tokens, np.where(one, sent, -1))
+  for block in (1000, 4096, 1 << 20):
+    monkeypatch.setattr(sampling, "_SUBSAMPLE_BLOCK", block)
+    got = sampling.subsample(enc, keep, seed=5, epoch=3, mode=mode)
+    for g, e in zip(got, expect):
+      np.testing.assert_array_equal(g, e)
+  assert 0 < one.sum() < len(tokens)
+
+
 def test_subsample_is_a_pure_function_of_seed_and_epoch_and_tracks_sentences():
   rng = np.random.default_rng(1)
   lengths = rng.integers(1, 30, size=300)

@@ -101,7 +101,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
           checkpoint_every_s: float = 60.0, log_every_s: float = 1.0, mesh=None,
-          on_start: Callable[[dict], None] | None = None, huge_pages: bool = False) -> RunResult:
+          on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None) -> RunResult:
   """Prepares the corpus (cached), trains, evaluates, and writes the workdir's files.
 
   `mesh` (distributed.make_mesh) trains on several devices; with several processes all of them train and

@@ -5,9 +5,13 @@ translation; the TLB caches a few thousand of them. On 4 kB pages that covers a 
 large V nearly every row a step touches costs a page walk as well as a cache miss (and under a hypervisor
 a walk is two walks). On 2 MB pages the same TLB covers GBs.
 
-Off by default (`--huge_pages` turns it on): a trade-off, measured in the README ("Huge pages"). At V = 1M
-the steps ran faster on huge pages, but the copy below costs seconds on a VM whose fresh memory is slow
-to fault in, which a short run does not win back; at V = 22k the steps were no faster.
+By default (`enabled=None`, "auto") the tables go on huge pages when they take at least AUTO_MIN_BYTES
+(512 MB: V ≥ about 670k at D = 100); `--huge_pages` / `--nohuge_pages` (True / False) force either way.
+Measured in the README ("Huge pages"): at V = 965k (736 MB of tables) the steps ran faster on huge
+pages, by more than the copy below costs (seconds, on a VM whose fresh memory is slow to fault in), so
+even a one-epoch job finished sooner; at V = 256k (195 MB) the difference was inside this machine's
+noise, and at V = 22k there was none. Below 512 MB the page tables of 4 kB pages (8 bytes per 4 kB) still
+fit in a core's L2 and a walk is cheap; above it they do not.
 
 Linux backs an anonymous range with transparent huge pages (THP) when THP is "always", or when it is
 "madvise" and the range was advised MADV_HUGEPAGE before its first touch; pages already touched stay
@@ -32,6 +36,7 @@ import jax.numpy as jnp
 from w2v_jax import native
 
 _THP = pathlib.Path("/sys/kernel/mm/transparent_hugepage")
+AUTO_MIN_BYTES = 512 << 20   # "auto" puts tables of at least this many bytes (all float leaves) on huge pages
 
 
 def thp_mode() -> str | None:
@@ -73,10 +78,11 @@ def huge_bytes(arrays) -> int:
   return total
 
 
-def place(state, enabled: bool = False):
-  """(state, report): with `enabled`, state with its float leaves of at least one huge page copied onto
-  huge pages where the machine allows (the same values); and one line saying how much of the tables is
-  on them, or why none is. The copied leaves of the given state are deleted: use the returned one."""
+def place(state, enabled: bool | None = None):
+  """(state, report): with `enabled` (None: "auto", on the CPU when the float leaves take at least
+  AUTO_MIN_BYTES), state with its float leaves of at least one huge page copied onto huge pages where the
+  machine allows (the same values); and one line saying how much of the tables is on them and why, or
+  why none is. The copied leaves of the given state are deleted: use the returned one."""
   leaves, tree = jax.tree.flatten(state)
   page = huge_page_bytes()
   floats = [i for i, x in enumerate(leaves) if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating)]
@@ -84,9 +90,18 @@ def place(state, enabled: bool = False):
   total = sum(leaves[i].nbytes for i in floats)
   size = f"{total / 2**20:,.0f} MB of tables"
   mode = thp_mode()
+  cpu = jax.default_backend() == "cpu" and os.name == "posix"
+  if enabled is None:
+    if not cpu:
+      return state, f"{size} in {jax.default_backend()} memory (huge pages are for the CPU's tables)"
+    if total < AUTO_MIN_BYTES:
+      return state, (f"{size} on 4 kB pages (auto: huge pages from {AUTO_MIN_BYTES >> 20} MB of tables; "
+                     "--huge_pages forces them)")
+    state, line = place(state, True)
+    return state, f"{line}; auto, for {AUTO_MIN_BYTES >> 20} MB of tables or more (--nohuge_pages: 4 kB pages)"
   if not enabled:
-    return state, f"{size} on 4 kB pages (--huge_pages puts them on huge pages)"
-  if jax.default_backend() != "cpu" or os.name != "posix":
+    return state, f"{size} on 4 kB pages (--nohuge_pages)"
+  if not cpu:
     return state, f"huge pages not asked for on {jax.default_backend()}"
   if mode is None:
     return state, f"{size} on 4 kB pages: this system has no transparent huge pages ({_THP} is missing)"

@@ -112,6 +112,9 @@ def negatives_np(rng: np.random.Generator, cdf: np.ndarray, shape: tuple[int, ..
 SUBSAMPLING = ("dirty", "clean")
 
 
+_SUBSAMPLE_BLOCK = 1 << 20   # tokens whose keep draws are made at a time
+
+
 def subsample(corpus, keep_prob: np.ndarray, seed: int, epoch: int, mode: str = "dirty"
               ) -> tuple[np.ndarray, np.ndarray]:
   """One epoch's kept tokens of a corpus.EncodedCorpus: (tokens int32 [N'], sent int32 [N'] sentence id).
@@ -129,7 +132,12 @@ def subsample(corpus, keep_prob: np.ndarray, seed: int, epoch: int, mode: str = 
   if np.all(keep_prob >= 1.0):
     return np.array(tokens, dtype=np.int32), sent
   rng = np.random.Generator(np.random.PCG64([seed, epoch]))
-  keep = rng.random(len(tokens), dtype=np.float32) < keep_prob[tokens]
+  # The draws in blocks: the same stream as one rng.random(N) (PCG64 continues where the last call
+  # ended), without N float32 draws and N float64 probabilities alive at once (120 MB at N = 10M).
+  keep = np.empty(len(tokens), bool)
+  for lo in range(0, len(tokens), _SUBSAMPLE_BLOCK):
+    hi = min(len(tokens), lo + _SUBSAMPLE_BLOCK)
+    keep[lo:hi] = rng.random(hi - lo, dtype=np.float32) < keep_prob[tokens[lo:hi]]
   if mode == "clean":
     return np.array(tokens, dtype=np.int32), np.where(keep, sent, -1).astype(np.int32)
   return tokens[keep], sent[keep]

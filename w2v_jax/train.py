@@ -149,11 +149,12 @@ def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
-        on_start: Callable[[dict], None] | None = None, huge_pages: bool = False) -> FitResult:
+        on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
 
-  `huge_pages`: the tables on huge pages on the CPU, on one device (pages.place; FitResult.pages says
-  what came of it). A runtime setting, as the mesh is: the same bits either way.
+  `huge_pages`: the tables on huge pages on the CPU, on one device (pages.place; None: "auto", for tables
+  of at least pages.AUTO_MIN_BYTES; FitResult.pages says what came of it and why). A runtime setting, as
+  the mesh is: the same bits either way.
 
   The step is engine.select_step(cfg, mesh)'s. With a `mesh` (distributed.make_mesh) its chunk runs
   sharded on it (distributed.py); the returned params, the checkpoints and the metrics are the same
@@ -179,8 +180,8 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
       raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
                      "use another --workdir, or drop --resume")
     state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
-  if mesh is not None and huge_pages:
-    pages_line = "tables on 4 kB pages: --huge_pages is for one device (placing the state on a mesh copies them)"
+  if mesh is not None and huge_pages is not False:
+    pages_line = "tables on 4 kB pages: huge pages are for one device (placing the state on a mesh copies them)"
   else:
     state, pages_line = pages.place(state, huge_pages)
   # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
