@@ -26,8 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from w2v_jax import corpus as corpus_lib, engine, models, pages, train  # noqa: E402
-from w2v_jax import step as step_lib  # noqa: E402
+from w2v_jax import corpus as corpus_lib, engine, pages, train  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 from bench_runs import field_value  # noqa: E402  (scripts/ is on sys.path when a script runs)
 from experiments.common import parse_max_dup  # noqa: E402
@@ -56,8 +55,9 @@ def main():
   spec = engine.select_step(cfg, counts=vocab.counts)   # as train.fit without a mesh
   print(f"step: {spec.name} -- {spec.reason}")
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
-  state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
-  state, pages_line = pages.place(state, {"auto": None, "on": True, "off": False}[args.huge_pages])   # as fit
+  huge = {"auto": None, "on": True, "off": False}[args.huge_pages]
+  state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim, huge))   # as fit
+  state, pages_line = pages.place(state, huge)
   print(f"tables: {pages_line}")
   data = train.epoch_data(cfg, vocab, enc, 0)
   S = cfg.steps_per_call

@@ -62,3 +62,29 @@ def test_the_copy_kernel_copies_any_buffer_and_counts_the_pages_it_advised():
   y, advised = native.huge_page_copy(x, 2 << 20)
   assert np.array_equal(np.asarray(x), np.asarray(y))
   assert int(advised) in (5, 6) if pages.thp_mode() is not None else int(advised) >= 0   # whole 2 MB pages inside
+
+
+def test_tables_made_on_huge_pages_are_models_inits_and_leave_nothing_to_copy(monkeypatch):
+  """init_params makes the tables where place() would put them (native zeros in advised memory, W_in drawn
+  into its zeros in place): the same values as models.init, and place() then copies nothing."""
+  monkeypatch.setattr(pages, "AUTO_MIN_BYTES", 8 << 20)
+  key = jax.random.PRNGKey(3)
+  made = pages.init_params(key, 20_000, 100)
+  plain = models.init(key, 20_000, 100)
+  assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(made, plain))
+  assert not np.array_equal(np.asarray(made.W_in), np.asarray(models.init(jax.random.PRNGKey(4), 20_000, 100).W_in))
+  if pages.thp_mode() == "madvise" and native.available():
+    assert pages.huge_bytes([made.W_in]) > 0 and pages.huge_bytes([made.W_out]) > 0   # W_in drawn in place
+    placed, line = pages.place(made)
+    assert "made there, none copied" in line and placed.W_in is made.W_in, line
+  small = pages.init_params(key, 2_000, 16)   # below auto's size: plain models.init
+  assert pages.huge_bytes(list(small)) == 0 or pages.thp_mode() == "always"
+  with pytest.raises(ValueError, match="two zero"):
+    models.init(key, 20_000, 100, into=models.Params(plain.W_in, plain.W_out[:10]))
+
+
+@pytest.mark.skipif(not native.available(), reason=native.status().reason)
+def test_the_zeros_kernel_writes_zeros_and_counts_the_pages_it_advised():
+  z, advised = native.huge_page_zeros((3 << 20, 3), jax.numpy.float32, 2 << 20)   # 36 MB
+  assert z.shape == (3 << 20, 3) and not np.asarray(z).any()
+  assert int(advised) >= 17 if pages.thp_mode() is not None else int(advised) >= 0   # whole 2 MB pages inside

@@ -206,7 +206,7 @@ def get(name: str) -> Model:
 _INIT_BLOCK = 1 << 22   # elements of W_in drawn at a time
 
 
-def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32) -> Params:
+def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32, into: Params | None = None) -> Params:
   """word2vec.c's initialisation: W_in ~ U[-0.5, 0.5)/D, W_out = 0.
 
   W_in is drawn in blocks of about 4M elements, block i from fold_in(key, i) (the last block ends at row V,
@@ -214,20 +214,37 @@ def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32) -> Params
   the table and one block, not the ~4 tables' worth an eager jax.random.uniform of [V, D] peaks at (its
   bits, their floats and two elementwise results: 1.6 GB above the 0.4 GB table at V = 1M, D = 100, which
   was the run's peak RSS). The same key gives the same tables on every backend.
+
+  `into`: two zero [V, D] tables of `dtype` to use, consumed (pages.init_params passes them on huge
+  pages): W_in is drawn into the first in place (its buffer donated), and the second is W_out. The same
+  tables as without.
   """
-  return _init(key, int(vocab_size), int(dim), jnp.dtype(dtype))
+  V, D, dtype = int(vocab_size), int(dim), jnp.dtype(dtype)
+  if into is None:
+    return _init(key, V, D, dtype)
+  if any(t.shape != (V, D) or t.dtype != dtype for t in into):
+    raise ValueError(f"init(into=...) needs two zero [{V}, {D}] {dtype} tables")
+  return Params(W_in=_draw_w_in(key, into.W_in), W_out=into.W_out)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _init(key, V: int, D: int, dtype) -> Params:
+def _fill_w_in(key, w):
+  """W_in's blocks (see init) written over the zero table w."""
+  V, D = w.shape
   rows = max(1, min(V, _INIT_BLOCK // max(D, 1)))
 
   def block(i, w):
     start = jnp.minimum(i * rows, V - rows)
-    u = jax.random.uniform(jax.random.fold_in(key, i), (rows, D), dtype)
+    u = jax.random.uniform(jax.random.fold_in(key, i), (rows, D), w.dtype)
     return jax.lax.dynamic_update_slice(w, (u - 0.5) / D, (start, 0))
-  w_in = jax.lax.fori_loop(0, -(-V // rows), block, jnp.zeros((V, D), dtype))
-  return Params(W_in=w_in, W_out=jnp.zeros((V, D), dtype))
+  return jax.lax.fori_loop(0, -(-V // rows), block, w)
+
+
+_draw_w_in = jax.jit(_fill_w_in, donate_argnums=1)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _init(key, V: int, D: int, dtype) -> Params:
+  return Params(W_in=_fill_w_in(key, jnp.zeros((V, D), dtype)), W_out=jnp.zeros((V, D), dtype))
 
 
 # ----------------------------------------------------------------------------- the gradient checker

@@ -15,9 +15,11 @@ fit in a core's L2 and a walk is cheap; above it they do not.
 
 Linux backs an anonymous range with transparent huge pages (THP) when THP is "always", or when it is
 "madvise" and the range was advised MADV_HUGEPAGE before its first touch; pages already touched stay
-small. XLA writes a table's buffer as it makes it, so `place` copies each table (each float leaf of at
-least one huge page) through the native kernel `native.huge_page_copy`, which advises its fresh output
-before writing it. (Collapsing the buffers where they are, madvise MADV_COLLAPSE, needs no copy but took
+small. XLA writes a table's buffer as it makes it, so the tables are made on huge pages in the first place:
+`init_params` has the native kernel `native.huge_page_zeros` write both zero tables into memory it
+advised first, and models.init draws W_in into its zeros in place. `place` then copies only what is not
+there yet (a resumed run's tables, an optimiser's state; each float leaf of at least one huge page)
+through `native.huge_page_copy`, which advises its fresh output before writing it. (Collapsing the buffers where they are, madvise MADV_COLLAPSE, needs no copy but took
 as long.) The copy holds the same bits. Each leaf's old buffer is deleted as soon as it
 is copied, so the peak memory grows by one table at most, for a moment; `place` consumes its state.
 
@@ -33,7 +35,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from w2v_jax import native
+from w2v_jax import models, native
+from w2v_jax.types import Params
 
 _THP = pathlib.Path("/sys/kernel/mm/transparent_hugepage")
 AUTO_MIN_BYTES = 512 << 20   # "auto" puts tables of at least this many bytes (all float leaves) on huge pages
@@ -78,6 +81,26 @@ def huge_bytes(arrays) -> int:
   return total
 
 
+def _chosen(enabled: bool | None, nbytes: int) -> bool:
+  """Whether the tables go on huge pages: forced, or auto (None) for nbytes >= AUTO_MIN_BYTES on the CPU."""
+  if enabled is None:
+    return jax.default_backend() == "cpu" and os.name == "posix" and nbytes >= AUTO_MIN_BYTES
+  return bool(enabled)
+
+
+def init_params(key: jax.Array, vocab_size: int, dim: int, enabled: bool | None = None) -> Params:
+  """models.init's tables (the same values), made on huge pages where `place(enabled)` would put them
+  and THP is madvise-only: zeros written by the native kernel into advised memory, W_in drawn into its
+  zeros in place. So `place` has nothing to copy: no copy time, and no third table at the peak. In any
+  other case plain models.init, and `place` does what it does."""
+  V, D = int(vocab_size), int(dim)
+  if not (_chosen(enabled, 2 * V * D * 4) and thp_mode() == "madvise" and native.available()):
+    return models.init(key, V, D)
+  page = huge_page_bytes()
+  zeros = [native.huge_page_zeros((V, D), jnp.float32, page)[0] for _ in range(2)]
+  return models.init(key, V, D, into=Params(*zeros))
+
+
 def place(state, enabled: bool | None = None):
   """(state, report): with `enabled` (None: "auto", on the CPU when the float leaves take at least
   AUTO_MIN_BYTES), state with its float leaves of at least one huge page copied onto huge pages where the
@@ -94,7 +117,7 @@ def place(state, enabled: bool | None = None):
   if enabled is None:
     if not cpu:
       return state, f"{size} in {jax.default_backend()} memory (huge pages are for the CPU's tables)"
-    if total < AUTO_MIN_BYTES:
+    if not _chosen(None, total):
       return state, (f"{size} on 4 kB pages (auto: huge pages from {AUTO_MIN_BYTES >> 20} MB of tables; "
                      "--huge_pages forces them)")
     state, line = place(state, True)
@@ -115,8 +138,11 @@ def place(state, enabled: bool | None = None):
     status = native.status()
     if not status.available:
       return state, f"{size} on 4 kB pages: THP is madvise-only and the copy that advises needs the {status.reason}"
-    errors = set()
+    errors, copied = set(), 0
     for x in {id(leaves[i]): leaves[i] for i in big}.values():   # a leaf twice in the tree: copied once
+      if 2 * huge_bytes([x]) >= x.nbytes:   # made there (init_params): nothing to copy
+        continue
+      copied += 1
       copy, advised = native.huge_page_copy(x, page)
       leaves = [copy if y is x else y for y in leaves]
       x.delete()   # now, not when the caller lets go of the old state
@@ -124,7 +150,8 @@ def place(state, enabled: bool | None = None):
         errors.add(os.strerror(-int(advised)))
     if errors:
       return jax.tree.unflatten(tree, leaves), f"{size} on 4 kB pages: madvise refused ({', '.join(sorted(errors))})"
-    how = f"THP madvise; copied in {time.perf_counter() - t:.2f} s"
+    how = ("THP madvise; made there, none copied" if not copied else
+           f"THP madvise; {copied} of {len({id(leaves[i]) for i in big})} copied in {time.perf_counter() - t:.2f} s")
   big = [leaves[i] for i in big]
   on = huge_bytes(big)
   return jax.tree.unflatten(tree, leaves), f"{on / 2**20:,.0f} of {size} on {page >> 20} MB pages ({how})"

@@ -172,7 +172,9 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   meta = fingerprint(cfg, vocab, corpus)
   # the noise table and (unless resuming: its epoch is not known yet) epoch 0, while the tables are made
   epochs_ahead = EpochsAhead(cfg, vocab, corpus, mesh, first_epoch=None if resume else 0)
-  state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
+  # made on huge pages where pages.place would put them (one device): no copy below
+  state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim,
+                                      huge_pages if mesh is None else False))
   position = checkpoint.Position(0, 0)
   if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
     saved_state, position, saved_meta = saved

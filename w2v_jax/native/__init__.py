@@ -58,8 +58,10 @@ _SPAN_TARGET = "w2v_apply_span_rows"
 _CBOW_NEG_TARGET = "w2v_cbow_neg_step"
 _SGRAM_NEG_TARGET = "w2v_sgram_neg_step"
 _HUGE_PAGE_COPY_TARGET = "w2v_huge_page_copy"
+_HUGE_PAGE_ZEROS_TARGET = "w2v_huge_page_zeros"
 _TARGETS = {_TARGET: "W2vApplyRows", _SPAN_TARGET: "W2vApplySpanRows", _CBOW_NEG_TARGET: "W2vCbowNegStep",
-            _SGRAM_NEG_TARGET: "W2vSgramNegStep", _HUGE_PAGE_COPY_TARGET: "W2vHugePageCopy"}
+            _SGRAM_NEG_TARGET: "W2vSgramNegStep", _HUGE_PAGE_COPY_TARGET: "W2vHugePageCopy",
+            _HUGE_PAGE_ZEROS_TARGET: "W2vHugePageZeros"}
 _FLAGS = ["-march=native", "-ffp-contract=off", "-std=c++17", "-fPIC", "-w"]
 # The kernels at -O3; ffi_handlers.cc, which only unpacks arguments but parses XLA's FFI headers (most of a
 # build's time), at -O1: a cold build went from 6.5 s to 4.1 s on 2 cores.
@@ -280,6 +282,14 @@ def huge_page_copy(x, huge_page: int):
   call = jax.ffi.ffi_call(_HUGE_PAGE_COPY_TARGET, (jax.ShapeDtypeStruct(x.shape, x.dtype),
                                                    jax.ShapeDtypeStruct((), jnp.int32)))
   return call(x, huge_page=np.int64(huge_page))
+
+
+def huge_page_zeros(shape, dtype, huge_page: int):
+  """(zeros of shape and dtype, int32 []): written by pages.cc into memory whose whole `huge_page`-byte
+  pages were advised MADV_HUGEPAGE first, and how many were (or -errno). Needs the kernels (status())."""
+  call = jax.ffi.ffi_call(_HUGE_PAGE_ZEROS_TARGET, (jax.ShapeDtypeStruct(tuple(shape), dtype),
+                                                    jax.ShapeDtypeStruct((), jnp.int32)))
+  return call(huge_page=np.int64(huge_page))
 
 
 def cbow_neg_span_step(params, span, lr, max_dup: float | None, *, cbow_context_grad: str, threads: int = 0,

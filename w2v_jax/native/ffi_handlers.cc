@@ -165,6 +165,15 @@ ffi::Error HugePageCopyImpl(ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out,
   return ffi::Error::Success();
 }
 
+ffi::Error HugePageZerosImpl(ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::Buffer<ffi::S32>> advised,
+                             int64_t huge_page) {
+  if (advised->element_count() != 1)
+    return ffi::Error::InvalidArgument("w2v_huge_page_zeros: the page count is one int32");
+  const int64_t n = w2v::CopyToHugePages(nullptr, out->untyped_data(), out->size_bytes(), huge_page);
+  advised->typed_data()[0] = static_cast<int32_t>(n);
+  return ffi::Error::Success();
+}
+
 // The arguments and results both fused steps take; each adds its attributes.
 auto StepBinding() {
   return ffi::Ffi::Bind()
@@ -205,6 +214,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vHugePageCopy, HugePageCopyImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::AnyBuffer>()          // x
                                   .Ret<ffi::AnyBuffer>()          // a copy of x, on huge pages where it can be
+                                  .Ret<ffi::Buffer<ffi::S32>>()   // [] pages advised, or -errno
+                                  .Attr<int64_t>("huge_page"));   // the huge page's size in bytes
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vHugePageZeros, HugePageZerosImpl,
+                              ffi::Ffi::Bind()
+                                  .Ret<ffi::AnyBuffer>()          // zeros, on huge pages where they can be
                                   .Ret<ffi::Buffer<ffi::S32>>()   // [] pages advised, or -errno
                                   .Attr<int64_t>("huge_page"));   // the huge page's size in bytes
 

@@ -43,7 +43,7 @@ void ApplySpanRows(float* table, int64_t v, int64_t d, const int32_t* tokens, co
 
 // pages.cc: dst = src (bytes), dst's whole huge pages (huge_page bytes each) advised MADV_HUGEPAGE before
 // the copy touches them; returns how many pages were advised, or -errno where madvise refused.
-int64_t CopyToHugePages(const void* src, void* dst, int64_t bytes, int64_t huge_page);
+int64_t CopyToHugePages(const void* src, void* dst, int64_t bytes, int64_t huge_page);   // src null: zeros
 
 }  // namespace w2v
 

@@ -1,5 +1,6 @@
-// CopyToHugePages: dst = src, after asking Linux to back dst with huge pages (pages.py says why and when).
-// The kernel behind native.huge_page_copy; its FFI handler is in ffi_handlers.cc.
+// CopyToHugePages: dst = src (zeros where src is null), after asking Linux to back dst with huge pages
+// (pages.py says why and when). The kernel behind native.huge_page_copy and native.huge_page_zeros; their
+// FFI handlers are in ffi_handlers.cc.
 //
 // Linux's transparent huge pages (THP, mode "madvise") back an anonymous range with huge pages (2 MB on
 // x86-64) at its first touch if the range was advised so with madvise(MADV_HUGEPAGE) before; pages
@@ -30,7 +31,8 @@ int64_t CopyToHugePages(const void* src, void* dst, int64_t bytes, int64_t huge_
 #else
   advised = -int64_t{ENOSYS};
 #endif
-  if (dst != src) std::memcpy(dst, src, static_cast<size_t>(bytes));
+  if (src == nullptr) std::memset(dst, 0, static_cast<size_t>(bytes));
+  else if (dst != src) std::memcpy(dst, src, static_cast<size_t>(bytes));
   return advised;
 }
 
