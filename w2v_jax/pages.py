@@ -1,4 +1,4 @@
-"""The tables on huge pages: `place(state)` before training, on the CPU.
+"""The tables on huge pages: made there (`init_params`), or copied there (`place`), on the CPU.
 
 A training step reads and writes rows all over both [V, D] tables. Each row read needs its page's address
 translation; the TLB caches a few thousand of them. On 4 kB pages that covers a few MB of table, so at
@@ -7,11 +7,10 @@ a walk is two walks). On 2 MB pages the same TLB covers GBs.
 
 By default (`enabled=None`, "auto") the tables go on huge pages when they take at least AUTO_MIN_BYTES
 (512 MB: V ≥ about 670k at D = 100); `--huge_pages` / `--nohuge_pages` (True / False) force either way.
-Measured in the README ("Huge pages"): at V = 965k (736 MB of tables) the steps ran faster on huge
-pages, by more than the copy below costs (seconds, on a VM whose fresh memory is slow to fault in), so
-even a one-epoch job finished sooner; at V = 256k (195 MB) the difference was inside this machine's
-noise, and at V = 22k there was none. Below 512 MB the page tables of 4 kB pages (8 bytes per 4 kB) still
-fit in a core's L2 and a walk is cheap; above it they do not.
+Measured in the README ("Huge pages"): at V = 965k (736 MB of tables) the steps ran faster on huge pages
+in most runs; at V = 256k (195 MB) the difference was inside this machine's noise, and at V = 22k there
+was none. Below 512 MB the page tables of 4 kB pages (8 bytes per 4 kB) still fit in a core's L2 and a
+walk is cheap; above it they do not.
 
 Linux backs an anonymous range with transparent huge pages (THP) when THP is "always", or when it is
 "madvise" and the range was advised MADV_HUGEPAGE before its first touch; pages already touched stay
@@ -19,9 +18,10 @@ small. XLA writes a table's buffer as it makes it, so the tables are made on hug
 `init_params` has the native kernel `native.huge_page_zeros` write both zero tables into memory it
 advised first, and models.init draws W_in into its zeros in place. `place` then copies only what is not
 there yet (a resumed run's tables, an optimiser's state; each float leaf of at least one huge page)
-through `native.huge_page_copy`, which advises its fresh output before writing it. (Collapsing the buffers where they are, madvise MADV_COLLAPSE, needs no copy but took
-as long.) The copy holds the same bits. Each leaf's old buffer is deleted as soon as it
-is copied, so the peak memory grows by one table at most, for a moment; `place` consumes its state.
+through `native.huge_page_copy`, which advises its fresh output before writing it. (Collapsing the
+buffers where they are, madvise MADV_COLLAPSE, needs no copy but took as long.) The copy holds the same
+bits. Each leaf's old buffer is deleted as soon as it is copied, so the peak memory grows by one table
+at most, for a moment; `place` consumes its state.
 
 What happened is measured, not assumed: `place` reads /proc/self/smaps for how much of the tables the
 kernel did put on huge pages, and says it in one line (FitResult.pages, summary.json's "pages", printed
