@@ -31,8 +31,8 @@ PROBE_WORDS = ("king", "city", "war", "good", "money", "three", "president", "wa
 
 
 def default_cache_dir() -> pathlib.Path:
-  """Where encoded corpora are cached: $W2V_JAX_CACHE, else ~/.cache/w2v_jax."""
-  return pathlib.Path(os.environ.get("W2V_JAX_CACHE", pathlib.Path.home() / ".cache" / "w2v_jax"))
+  """Where encoded corpora are cached: $W2V_JAX_CACHE (if set and not empty), else ~/.cache/w2v_jax."""
+  return pathlib.Path(os.environ.get("W2V_JAX_CACHE") or pathlib.Path.home() / ".cache" / "w2v_jax")
 
 
 @dataclasses.dataclass
