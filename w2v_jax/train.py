@@ -85,7 +85,10 @@ class EpochsAhead:
       self._next = (first_epoch, self._pool.submit(self._draw, first_epoch))
 
   def _draw(self, epoch: int) -> batches.EpochData:
-    return epoch_data(*self._args, epoch, self._noise.result())
+    # Waits here, on this thread, for the arrays' transfer to the device: jnp.asarray returns before
+    # the copy is done, and left pending it ran inside the first chunk call (README, "Where the time
+    # goes at large V").
+    return jax.block_until_ready(epoch_data(*self._args, epoch, self._noise.result()))
 
   def get(self, epoch: int) -> batches.EpochData:
     cfg, vocab, corpus = self._args
