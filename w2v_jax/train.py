@@ -86,8 +86,8 @@ class EpochsAhead:
 
   def _draw(self, epoch: int) -> batches.EpochData:
     # Waits here, on this thread, for the arrays' transfer to the device: jnp.asarray returns before
-    # the copy is done, and left pending it ran inside the first chunk call (README, "Where the time
-    # goes at large V").
+    # the copy is done, and left pending it ran inside the first chunk call (README, "Vocabulary
+    # scaling": the first chunk call).
     return jax.block_until_ready(epoch_data(*self._args, epoch, self._noise.result()))
 
   def get(self, epoch: int) -> batches.EpochData:
@@ -182,6 +182,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
     saved_state, position, saved_meta = saved
     if saved_meta.get("fingerprint") != meta:
+      epochs_ahead.close()
       raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
                      "use another --workdir, or drop --resume")
     state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
