@@ -67,12 +67,14 @@ def test_the_copy_kernel_copies_any_buffer_and_counts_the_pages_it_advised():
 def test_tables_made_on_huge_pages_are_models_inits_and_leave_nothing_to_copy(monkeypatch):
   """init_params makes the tables where place() would put them (native zeros in advised memory, W_in drawn
   into its zeros in place): the same values as models.init, and place() then copies nothing."""
+  # 40 MB tables: above glibc's largest dynamic mmap threshold (32 MB), so each is a fresh mapping, as the
+  # tables auto places are (at 8 MB, after other tests freed such buffers, malloc reused touched memory)
   monkeypatch.setattr(pages, "AUTO_MIN_BYTES", 8 << 20)
   key = jax.random.PRNGKey(3)
-  made = pages.init_params(key, 20_000, 100)
-  plain = models.init(key, 20_000, 100)
+  made = pages.init_params(key, 100_000, 100)
+  plain = models.init(key, 100_000, 100)
   assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(made, plain))
-  assert not np.array_equal(np.asarray(made.W_in), np.asarray(models.init(jax.random.PRNGKey(4), 20_000, 100).W_in))
+  assert not np.array_equal(np.asarray(made.W_in), np.asarray(models.init(jax.random.PRNGKey(4), 100_000, 100).W_in))
   if pages.thp_mode() == "madvise" and native.available():
     assert pages.huge_bytes([made.W_in]) > 0 and pages.huge_bytes([made.W_out]) > 0   # W_in drawn in place
     placed, line = pages.place(made)
