@@ -45,7 +45,7 @@ def _cpu_seconds() -> dict:
 def worker_w2v_jax(args) -> dict:
   import tempfile
   import numpy as np
-  from w2v_jax import api, corpus, train, vectors_io
+  from w2v_jax import api, corpus, pages, train, vectors_io
   from w2v_jax.config import TrainConfig
   from w2v_jax.experiments.common import use_compile_cache
   use_compile_cache(args.cache_dir)   # as w2v-train does: a rerun loads its compiled chunk
@@ -54,7 +54,7 @@ def worker_w2v_jax(args) -> dict:
   cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
                     steps_per_call=args.steps_per_call, hogwild=bool(args.hogwild))
-  huge = {"auto": None, "on": True, "off": False}[args.pages]
+  huge = pages.SETTINGS[args.pages]
   t_import = time.perf_counter() - _PROCESS_START
   t0 = time.perf_counter()
   with tempfile.TemporaryDirectory() as cold:   # a cold cache: the vocabulary and encoding are timed

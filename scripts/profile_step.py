@@ -40,7 +40,7 @@ def main():
   ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (W2V_JAX_NATIVE=0)")
   ap.add_argument("--chunks", type=int, default=30, help="timed chunks (steps_per_call steps each)")
   ap.add_argument("--top", type=int, default=20)
-  ap.add_argument("--huge_pages", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+  ap.add_argument("--huge_pages", nargs="?", const="on", default="auto", choices=list(pages.SETTINGS),
                   help="the tables on huge pages (pages.place): auto (as train.fit), on or off")
   args = ap.parse_args()
 
@@ -55,7 +55,7 @@ def main():
   spec = engine.select_step(cfg, counts=vocab.counts)   # as train.fit without a mesh
   print(f"step: {spec.name} -- {spec.reason}")
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
-  huge = {"auto": None, "on": True, "off": False}[args.huge_pages]
+  huge = pages.SETTINGS[args.huge_pages]
   state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim, huge))   # as fit
   state, pages_line = pages.place(state, huge)
   print(f"tables: {pages_line}")

@@ -40,6 +40,7 @@ from w2v_jax.types import Params
 
 _THP = pathlib.Path("/sys/kernel/mm/transparent_hugepage")
 AUTO_MIN_BYTES = 512 << 20   # "auto" puts tables of at least this many bytes (all float leaves) on huge pages
+SETTINGS = {"auto": None, "on": True, "off": False}   # the scripts' words for `enabled`
 
 
 def thp_mode() -> str | None:
@@ -81,10 +82,14 @@ def huge_bytes(arrays) -> int:
   return total
 
 
+def _on_cpu() -> bool:
+  return jax.default_backend() == "cpu" and os.name == "posix"
+
+
 def _chosen(enabled: bool | None, nbytes: int) -> bool:
   """Whether the tables go on huge pages: forced, or auto (None) for nbytes >= AUTO_MIN_BYTES on the CPU."""
   if enabled is None:
-    return jax.default_backend() == "cpu" and os.name == "posix" and nbytes >= AUTO_MIN_BYTES
+    return _on_cpu() and nbytes >= AUTO_MIN_BYTES
   return bool(enabled)
 
 
@@ -113,11 +118,11 @@ def place(state, enabled: bool | None = None):
   total = sum(leaves[i].nbytes for i in floats)
   size = f"{total / 2**20:,.0f} MB of tables"
   mode = thp_mode()
-  cpu = jax.default_backend() == "cpu" and os.name == "posix"
+  cpu = _on_cpu()
   if enabled is None:
     if not cpu:
       return state, f"{size} in {jax.default_backend()} memory (huge pages are for the CPU's tables)"
-    if not _chosen(None, total):
+    if total < AUTO_MIN_BYTES:
       return state, (f"{size} on 4 kB pages (auto: huge pages from {AUTO_MIN_BYTES >> 20} MB of tables; "
                      "--huge_pages forces them)")
     state, line = place(state, True)

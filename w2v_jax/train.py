@@ -175,31 +175,34 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   meta = fingerprint(cfg, vocab, corpus)
   # the noise table and (unless resuming: its epoch is not known yet) epoch 0, while the tables are made
   epochs_ahead = EpochsAhead(cfg, vocab, corpus, mesh, first_epoch=None if resume else 0)
-  # made on huge pages where pages.place would put them (one device): no copy below
-  state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim,
-                                      huge_pages if mesh is None else False))
-  position = checkpoint.Position(0, 0)
-  if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
-    saved_state, position, saved_meta = saved
-    if saved_meta.get("fingerprint") != meta:
-      epochs_ahead.close()
-      raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
-                     "use another --workdir, or drop --resume")
-    state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
-  if mesh is not None and huge_pages is not False:
-    pages_line = "tables on 4 kB pages: huge pages are for one device (placing the state on a mesh copies them)"
-  else:
-    state, pages_line = pages.place(state, huge_pages)
-  # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
-  V = len(vocab.words)
+  try:   # until the training loop's own try: a setup that fails stops the drawing ahead too
+    # made on huge pages where pages.place would put them (one device): no copy below
+    state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim,
+                                        huge_pages if mesh is None else False))
+    position = checkpoint.Position(0, 0)
+    if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
+      saved_state, position, saved_meta = saved
+      if saved_meta.get("fingerprint") != meta:
+        raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
+                       "use another --workdir, or drop --resume")
+      state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
+    if mesh is not None and huge_pages is not False:
+      pages_line = "tables on 4 kB pages: huge pages are for one device (placing the state on a mesh copies them)"
+    else:
+      state, pages_line = pages.place(state, huge_pages)
+    # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
+    V = len(vocab.words)
 
-  def host_state():   # checkpoints and the result: host arrays, gathered and un-padded with a mesh
-    return state if mesh is None else distributed.to_host(state, V, mesh)
-  if mesh is not None:
-    state, position = distributed.agree(state, position)   # every process starts where process 0 does
-    state = distributed.place_state(state, mesh, V)
-    chunk = distributed.shard_chunk(spec, cfg, mesh, state, V)
-  # --- end mesh -----------------------------------------------------------------------------------------
+    def host_state():   # checkpoints and the result: host arrays, gathered and un-padded with a mesh
+      return state if mesh is None else distributed.to_host(state, V, mesh)
+    if mesh is not None:
+      state, position = distributed.agree(state, position)   # every process starts where process 0 does
+      state = distributed.place_state(state, mesh, V)
+      chunk = distributed.shard_chunk(spec, cfg, mesh, state, V)
+    # --- end mesh -----------------------------------------------------------------------------------------
+  except BaseException:
+    epochs_ahead.close()
+    raise
 
   # The tables are made asynchronously: waited for here, or their making would be timed as the first
   # chunk call's (0.4-0.5 s at V = 965k, reported as compilation).
