@@ -57,6 +57,8 @@ def main(argv):
         f"{s['train_seconds']:.1f} s ({s['compile_seconds']:.1f} s compiling), "
         f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {s['final_loss']:.4f} per prediction")
   print(f"tables: {s['pages']}")
+  if s["threads"]:
+    print(f"threads: {s['threads']}")
   an, ws = result.evaluation["analogy"], result.evaluation["word_similarity"]
   print(f"analogy ({cfg.analogy_method}, top 30k words): {100 * an['accuracy']:.2f}% of {an['n_total']:,} "
         f"questions (semantic {100 * an['semantic']:.2f}%, syntactic {100 * an['syntactic']:.2f}%; "

@@ -74,7 +74,7 @@ def worker_w2v_jax(args) -> dict:
   words = enc.stats.raw_words * cfg.epochs
   system = ("w2v_jax" + (" --hogwild" if args.hogwild else "")
             + {None: "", True: " --huge_pages", False: " --nohuge_pages"}[huge])
-  return {"system": system, "model": args.model, "pages": fit.pages,
+  return {"system": system, "model": args.model, "pages": fit.pages, "threads": fit.threads,
           "words_per_sec": words / fit.train_seconds,
           "words_per_sec_excl_compile": words / max(fit.train_seconds - fit.compile_seconds, 1e-9),
           "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
@@ -150,7 +150,15 @@ def _run_worker(kind, args, **extra) -> dict | None:
          f"--min_count={args.min_count}", f"--sample={args.sample}", f"--workers={args.workers}",
          f"--batch_size={args.batch_size}", f"--steps_per_call={args.steps_per_call}",
          f"--cache_dir={args.cache_dir}"] + [f"--{k}={v}" for k, v in extra.items()]
-  out = subprocess.run(cmd, capture_output=True, text=True)
+  # --busy: that many busy loops beside the worker, as on a machine that is never idle; the same for every
+  # system. They start before the worker and stop when it ends.
+  busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+  try:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+  finally:
+    for b in busy:
+      b.kill()
+      b.wait()
   if out.returncode != 0:
     print(f"  {kind} {extra} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
     return None
@@ -161,6 +169,8 @@ def compare(args) -> list[dict]:
   rows = []
   print(f"corpus {args.corpus}: dim {args.dim}, window {args.window}, neg {args.neg}, min_count "
         f"{args.min_count}, sample {args.sample}, {args.epochs} epochs", flush=True)
+  if args.busy:
+    print(f"with {args.busy} busy loop(s) beside every run (--busy)", flush=True)
   header = ("| model | system | words/s | vs gensim | whole job s | vs gensim | compile s | analogy | WS-353 ρ | "
             "SimLex ρ | peak RSS MB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   parts = ("| model | system | import s | vocabulary + encoding s | compile s | train s | write s | "
@@ -179,6 +189,9 @@ def compare(args) -> list[dict]:
     for r in (j, p):
       if r is not None:
         print(f"  {model} {r['system']}: {r['pages']}", flush=True)
+    for r in (j, h, p):
+      if r is not None and r["threads"]:
+        print(f"  {model} {r['system']}: {r['threads']}", flush=True)
     for r in (j, h, p, g):
       if r is None:
         continue
@@ -285,6 +298,8 @@ def main():
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
   p.add_argument("--zipf", default=None, help="vocabulary scaling: comma-separated TYPES:TOKENS synthetic Zipf "
                  "corpora (e.g. 25e3:4e6,300e3:4e6,1.5e6:10e6; use with --epochs 1 --min_count 1)")
+  p.add_argument("--busy", type=int, default=0,
+                 help="run this many busy loops (one core each) beside every system's run: a machine in use")
   p.add_argument("--json", default=None, help="write all figures here")
   p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
   p.add_argument("--model", default=None, help=argparse.SUPPRESS)

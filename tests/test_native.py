@@ -403,3 +403,52 @@ def test_a_chunk_in_one_kernel_call_equals_one_call_per_step(model, extra, tmp_p
   assert np.array_equal(p.W_in, q.W_in) and np.array_equal(p.W_out, q.W_out)
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
   assert loss[0] > loss[-2] > 0 and loss[-1] == 0.0
+
+
+_CROWDED = r"""
+import os, subprocess, sys, time
+import jax, jax.numpy as jnp, numpy as np
+from w2v_jax import native
+from w2v_jax.types import Params, SpanBatch
+rng = np.random.default_rng(0)
+V, D, B, W, K, S = 20000, 64, 1024, 5, 5, 16
+params = Params(jnp.asarray(rng.normal(size=(V, D)) * 0.1, jnp.float32), jnp.zeros((V, D), jnp.float32))
+spans = [SpanBatch(jnp.asarray(rng.integers(0, V, (S, B + 2 * W)).astype(np.int32)),
+                   jnp.asarray((rng.random((S, B, 2 * W)) < 0.6).astype(np.float32)),
+                   jnp.asarray(rng.integers(0, V, (S, B, K)).astype(np.int32))) for _ in range(12)]
+lrs = jnp.full((S,), 0.05, jnp.float32)
+f = jax.jit(lambda p, s: native.cbow_neg_span_step(p, s, lrs, 32.0, cbow_context_grad="sum")[0],
+            donate_argnums=0)
+def train():
+  p = jax.tree.map(jnp.array, params)
+  for _ in range(4):
+    for s in spans:
+      p = f(p, s)
+  return jax.tree.map(np.asarray, p)
+alone = train()
+before = native.contention()
+busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count())]
+try:
+  time.sleep(0.2)
+  crowded = train()
+finally:
+  for b in busy:
+    b.kill()
+c = native.contention() - before
+print("same", all(np.array_equal(a, b) for a, b in zip(alone, crowded)))
+print("counts", c.loops, c.alone, c.stalls)
+"""
+
+
+@needs_kernel
+def test_a_crowded_machine_stalls_the_fused_steps_but_not_their_bits():
+  """With a busy process on every core, a helper thread that took a chunk loses its core mid-phase and the
+  phase waits for it (fused_steps.cc, Contention): the kernel counts the stall and runs the next phases on
+  the calling thread alone. The tables must be the same bits as on an idle machine, and the counts must
+  be this run's: 3 parallel loops per cbow step (windows, span positions, owners)."""
+  out = subprocess.run([sys.executable, "-c", _CROWDED], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "same True" in out.stdout, out.stdout
+  loops, alone, stalls = (int(x) for x in out.stdout.split("counts")[1].split())
+  assert loops == 3 * 4 * 12 * 16
+  assert stalls > 0 and 0 < alone < loops, out.stdout

@@ -171,7 +171,8 @@ def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResu
       "simlex999_spearman": _number(evaluation["simlex999"]["spearman"]),
       "simlex999_oov_rate": evaluation["simlex999"]["oov_rate"],
       "status": fit.status, "replaced_chars": encoded.stats.replaced_chars,
-      "backend": jax.default_backend(), "engine": fit.engine, "pages": fit.pages, "config": json.loads(cfg.to_json()),
+      "backend": jax.default_backend(), "engine": fit.engine, "pages": fit.pages,
+      "threads": fit.threads, "config": json.loads(cfg.to_json()),
   }
 
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import batches, checkpoint, distributed, engine, models, pages, sampling
+from w2v_jax import batches, checkpoint, distributed, engine, models, native, pages, sampling
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -43,6 +43,7 @@ class FitResult:
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
   pages: str = ""               # pages.place's line: how much of the tables was on huge pages, or why none
+  threads: str = ""             # native.Contention.describe() of this run's fused steps ("" where none ran)
 
 
 def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int,
@@ -212,6 +213,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   zeros = step_lib.Metrics(*(jnp.zeros((), jnp.float32),) * 4)
   acc = zeros
   t0 = t_log = time.perf_counter()
+  contention_start = native.contention()
   compile_s, calls, status = 0.0, 0, "finished"
   words_start = words_log = None
 
@@ -308,4 +310,5 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
   return FitResult(host_state().params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
-                   words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line)
+                   words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line,
+                   (native.contention() - contention_start).describe())

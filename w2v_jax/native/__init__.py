@@ -149,7 +149,43 @@ def _load() -> Status:
     return Status(False, f"native CPU kernels off: {e.strerror or e} ({lib_path.parent})")
   for target, symbol in _TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+  global _LIB
+  _LIB = lib
   return Status(True, f"native CPU kernels built ({lib_path})")
+
+
+_LIB = None   # the loaded library, for contention()
+
+
+class Contention(NamedTuple):
+  """The fused steps' parallel loops since the library was loaded (fused_steps.cc, Contention): `loops`
+  that could run on several threads, `alone` of them run on the calling thread only because a helper
+  thread had stalled them shortly before (it lost its core to another runnable thread), and `stalls`."""
+  loops: int
+  alone: int
+  stalls: int
+
+  def __sub__(self, other: "Contention") -> "Contention":
+    return Contention(*(a - b for a, b in zip(self, other)))
+
+  def describe(self) -> str:
+    """One line for a run's output; "" when no fused step ran on several threads."""
+    if self.loops == 0:
+      return ""
+    if self.stalls == 0:
+      return f"all {self.loops:,} parallel loops of the fused steps on every thread of XLA's CPU pool (no stall)"
+    return (f"{self.stalls:,} stalls (a helper thread lost its core to another runnable thread), so "
+            f"{self.alone:,} of {self.loops:,} parallel loops ({self.alone / self.loops:.0%}) of the fused "
+            f"steps ran on one thread")
+
+
+def contention() -> Contention:
+  """The counts so far (all zero before the kernels are loaded)."""
+  if _LIB is None:
+    return Contention(0, 0, 0)
+  out = (ctypes.c_int64 * 3)()
+  _LIB.W2vContentionCounts(out)
+  return Contention(*out)
 
 
 _LOCK = threading.Lock()   # one build at a time; status() waits for a build in flight

@@ -233,3 +233,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
                               StepBinding()
                                   .Attr<int32_t>("threads")       // 0: the pool's; 1: the caller's only
                                   .Attr<int32_t>("hogwild"));     // 1: unsynchronised per-window updates
+
+// For ctypes (native.contention()): w2v::ContentionCounts.
+extern "C" void W2vContentionCounts(int64_t* out) { w2v::ContentionCounts(out); }

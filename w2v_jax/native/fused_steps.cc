@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <sched.h>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -109,6 +110,54 @@ class Crew {
   std::deque<std::function<void()>> queue_;
 };
 
+// Stalls. A helper that took a chunk and then lost its core holds the whole phase until the scheduler runs
+// it again, milliseconds later. With more runnable threads than cores (another program, or this process's
+// own, such as the thread that draws the next epoch) a step on all threads was then slower than on one
+// (README, "Stalls"). So a wait for a helper's chunk far longer than the phase's own work
+// (kStallMin, or 4x the caller's part) is a stall, and the next ParallelFor calls run on the caller alone:
+// kFirstSpan calls, doubled while stalls come back within 4 spans of the last one's end (up to kMaxSpan),
+// back to kFirstSpan once they stop. (A 300 us threshold and doubling within 1 span: a busy crowd still
+// stalled it 67-127 times in a 5-epoch dev-corpus CBOW run, and it ran no faster than without the
+// switch; these: 13-24 stalls, 68-85% of the loops alone, 1.17-1.50x the words/s. Alone, 10-22 stalls
+// and 1-2% of the loops alone in the same run.) The tables are the same bits on any number of threads: this changes only the
+// time. ContentionCounts reports it.
+class Contention {
+ public:
+  static Contention& Get() {
+    static Contention* c = new Contention;
+    return *c;
+  }
+  // Whether this call runs on the caller alone.
+  bool Solo() {
+    const int64_t call = calls_.fetch_add(1, std::memory_order_relaxed);
+    if (call >= solo_until_.load(std::memory_order_relaxed)) return false;
+    solo_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  void Stalled() {
+    stalls_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t call = calls_.load(std::memory_order_relaxed);
+    const int64_t until = solo_until_.load(std::memory_order_relaxed);
+    const int64_t span = span_.load(std::memory_order_relaxed);
+    const int64_t next = until > 0 && call < until + 4 * span ? std::min(2 * span, kMaxSpan) : kFirstSpan;
+    span_.store(next, std::memory_order_relaxed);
+    solo_until_.store(call + next, std::memory_order_relaxed);
+  }
+  // ParallelFor calls, those run on the caller alone, stalls: since the library was loaded.
+  void Counts(int64_t* out) const {
+    out[0] = calls_.load(std::memory_order_relaxed);
+    out[1] = solo_.load(std::memory_order_relaxed);
+    out[2] = stalls_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr int64_t kFirstSpan = 16, kMaxSpan = 4096;
+  std::atomic<int64_t> calls_{0}, solo_{0}, stalls_{0}, solo_until_{0}, span_{kFirstSpan};
+};
+
+constexpr std::chrono::microseconds kStallMin{100};   // no wait for a helper's chunk is a stall below this
+constexpr int64_t kLingerWait = 1 << 12;              // spins waiting for helpers to linger
+
 // fn(i) for i in [0, n), on at most max_threads threads (0: all of the pool's). The chunks are split into
 // one contiguous segment per thread: each thread runs its own from the front, then takes what is left of
 // the others' from the back. So a thread works on the same part of the batch in every phase (thread 0 on
@@ -122,7 +171,7 @@ void ParallelFor(Pool* pool, int64_t max_threads, int64_t n, const F& fn) {
   const int64_t pool_threads = pool->NumThreads();
   const int64_t threads = max_threads > 0 ? std::min<int64_t>(max_threads, pool_threads) : pool_threads;
   const int64_t helpers = std::min<int64_t>(threads - 1, n - 1);
-  if (helpers <= 0) {
+  if (helpers <= 0 || Contention::Get().Solo()) {
     for (int64_t i = 0; i < n; ++i) fn(i);
     return;
   }
@@ -163,11 +212,28 @@ void ParallelFor(Pool* pool, int64_t max_threads, int64_t n, const F& fn) {
       state->left.fetch_add(1, std::memory_order_release);
     }
   };
+  using Clock = std::chrono::steady_clock;
   for (int64_t t = 0; t < helpers; ++t) Crew::Get().Run(pool, [work]() { work(true); });
+  const auto start = Clock::now();
   work(false);
-  while (state->done.load(std::memory_order_acquire) < n) CpuRelax();
-  // The helpers that came are lingering before this returns, so the next phase's task finds them.
-  while (state->left.load(std::memory_order_acquire) < state->arrived.load(std::memory_order_acquire))
+  if (state->done.load(std::memory_order_acquire) < n) {   // a helper is still on a chunk it took
+    const auto mine = Clock::now();
+    const auto stall = std::max<Clock::duration>(kStallMin, 4 * (mine - start));
+    bool stalled = false;
+    for (int64_t spins = 1; state->done.load(std::memory_order_acquire) < n; ++spins) {
+      CpuRelax();
+      if ((spins & 255) == 0) {
+        if (!stalled && Clock::now() - mine > stall) stalled = true;
+        if (stalled) sched_yield();   // the helper may be queued behind this thread
+      }
+    }
+    if (stalled) Contention::Get().Stalled();
+  }
+  // The helpers that came are lingering before this returns, so the next phase's task finds them; not
+  // waited for long (one that lost its core between its last chunk and its linger would hold this up).
+  for (int64_t spins = 0; spins < kLingerWait && state->left.load(std::memory_order_acquire) <
+                                                     state->arrived.load(std::memory_order_acquire);
+       ++spins)
     CpuRelax();
 }
 
@@ -479,6 +545,8 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
 }
 
 }  // namespace
+
+void ContentionCounts(int64_t* out) { Contention::Get().Counts(out); }
 
 void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad, int32_t threads, bool hogwild) {
   const Step s(args);

@@ -35,6 +35,9 @@ struct StepArgs {
 // unsynchronised per-window updates instead of the synchronous step.
 void CbowNegStep(Pool& pool, const StepArgs& s, float max_dup, bool mean_grad, int32_t threads, bool hogwild);
 void SgramNegStep(Pool& pool, const StepArgs& s, float max_dup, int32_t threads, bool hogwild);
+// The fused steps' thread use since the library was loaded: out[0] parallel loops, out[1] of them run on
+// the calling thread alone after a stall, out[2] stalls (fused_steps.cc, Contention).
+void ContentionCounts(int64_t* out);
 
 // apply_rows.cc: table += scale * damp(rows) over parts (ApplyParts), and the span layout's input side.
 void ApplyRows(float* w, int64_t v, int64_t d, const std::vector<Part>& parts, float scale, float max_dup);
