@@ -113,14 +113,12 @@ class Crew {
 // Stalls. A helper that took a chunk and then lost its core holds the whole phase until the scheduler runs
 // it again, milliseconds later. With more runnable threads than cores (another program, or this process's
 // own, such as the thread that draws the next epoch) a step on all threads was then slower than on one
-// (README, "Stalls"). So a wait for a helper's chunk far longer than the phase's own work
-// (kStallMin, or 4x the caller's part) is a stall, and the next ParallelFor calls run on the caller alone:
-// kFirstSpan calls, doubled while stalls come back within 4 spans of the last one's end (up to kMaxSpan),
-// back to kFirstSpan once they stop. (A 300 us threshold and doubling within 1 span: a busy crowd still
-// stalled it 67-127 times in a 5-epoch dev-corpus CBOW run, and it ran no faster than without the
-// switch; these: 13-24 stalls, 68-85% of the loops alone, 1.17-1.50x the words/s. Alone, 10-22 stalls
-// and 1-2% of the loops alone in the same run.) The tables are the same bits on any number of threads: this changes only the
-// time. ContentionCounts reports it.
+// (README, "Stalls"). So a wait for a helper's chunk far longer than the phase's own work (kStallMin, or
+// 4x the caller's part) is a stall, and the next ParallelFor calls run on the caller alone: kFirstSpan
+// calls, doubled while stalls come back within 4 spans of the last one's end (up to kMaxSpan), back to
+// kFirstSpan once they stop. A 300 us threshold with doubling only within 1 span was no faster beside a
+// busy loop (the README has the figures). The tables are the same bits on any number of threads: this
+// changes only the time. ContentionCounts reports it.
 class Contention {
  public:
   static Contention& Get() {
