@@ -175,7 +175,7 @@ class Contention(NamedTuple):
     if self.stalls == 0:
       return (f"all {self.loops:,} parallel loops of the fused steps on every thread of XLA's CPU pool "
               f"(no stall)")
-    return (f"{self.stalls:,} stalls (a helper thread lost its core to another runnable thread), so "
+    return (f"{self.stalls:,} stall{'s' if self.stalls > 1 else ''} (a helper thread lost its core to another runnable thread), so "
             f"{self.alone:,} of {self.loops:,} parallel loops ({self.alone / self.loops:.0%}) of the fused "
             f"steps ran on one thread")
 
