@@ -426,17 +426,21 @@ def train():
       p = f(p, s)
   return jax.tree.map(np.asarray, p)
 alone = train()
-before = native.contention()
-busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count())]
+# Two busy loops per core; rounds until one stalled (a round usually has several, but not always).
+busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * os.cpu_count())]
 try:
   time.sleep(0.2)
-  crowded = train()
+  for round in range(8):
+    before = native.contention()
+    crowded = train()
+    c = native.contention() - before
+    print("same", all(np.array_equal(a, b) for a, b in zip(alone, crowded)))
+    if c.stalls:
+      break
 finally:
   for b in busy:
     b.kill()
-c = native.contention() - before
-print("same", all(np.array_equal(a, b) for a, b in zip(alone, crowded)))
-print("counts", c.loops, c.alone, c.stalls)
+print("counts", c.loops, c.alone, c.stalls, "rounds", round + 1)
 """
 
 
@@ -445,10 +449,11 @@ def test_a_crowded_machine_stalls_the_fused_steps_but_not_their_bits():
   """With a busy process on every core, a helper thread that took a chunk loses its core mid-phase and the
   phase waits for it (fused_steps.cc, Contention): the kernel counts the stall and runs the next phases on
   the calling thread alone. The tables must be the same bits as on an idle machine, and the counts must
-  be this run's: 3 parallel loops per cbow step (windows, span positions, owners)."""
+  be the round's: 3 parallel loops per cbow step (windows, span positions, owners). A round does not always
+  stall (one of four CI runs had none), so up to 8 rounds run until one does."""
   out = subprocess.run([sys.executable, "-c", _CROWDED], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert "same True" in out.stdout, out.stdout
-  loops, alone, stalls = (int(x) for x in out.stdout.split("counts")[1].split())
+  assert "same False" not in out.stdout and "same True" in out.stdout, out.stdout
+  loops, alone, stalls = (int(x) for x in out.stdout.split("counts")[1].split()[:3])
   assert loops == 3 * 4 * 12 * 16
   assert stalls > 0 and 0 < alone < loops, out.stdout
