@@ -172,12 +172,14 @@ class Contention(NamedTuple):
     """One line for a run's output; "" when no fused step ran on several threads."""
     if self.loops == 0:
       return ""
-    if self.stalls == 0:
+    if self.stalls == 0 and self.alone == 0:
       return (f"all {self.loops:,} parallel loops of the fused steps on every thread of XLA's CPU pool "
               f"(no stall)")
-    return (f"{self.stalls:,} stall{'s' if self.stalls > 1 else ''} (a helper thread lost its core to another runnable thread), so "
-            f"{self.alone:,} of {self.loops:,} parallel loops ({self.alone / self.loops:.0%}) of the fused "
-            f"steps ran on one thread")
+    # (alone > 0 with no stall of its own: a span begun by an earlier run's stall in this process)
+    stalls = f"{self.stalls:,} stall{'' if self.stalls == 1 else 's'}"
+    return (f"{stalls} (a helper thread lost its core to another runnable thread), so {self.alone:,} of "
+            f"{self.loops:,} parallel loops ({self.alone / self.loops:.0%}) of the fused steps ran on one "
+            f"thread")
 
 
 def contention() -> Contention:
