@@ -316,11 +316,11 @@ constexpr int64_t kAheadRows = 4;     // phase 3: rows prefetched ahead
 // neighbouring counts are written by one thread, not two.
 inline int64_t Owner(int64_t r) { return (r / kBlock) % kOwners; }
 
-// One row update to apply: table row `row` += scale · damp(g · src).
+// One row update to apply: table row `row` += scale · damp(g · src). 16 bytes: a step lists about 7,000.
 struct Entry {
-  int64_t row;
-  const float* src;
+  int32_t row;
   float g;   // 1 where the row is src itself (g · src is then src, exactly)
+  const float* src;
 };
 
 // Entries listed per (chunk, owner), so phase 1 and 2 chunks list without locks and phase 3 reads each
@@ -333,7 +333,7 @@ class Lists {
     for (auto& l : lists_) l.clear();
   }
   void Add(int64_t chunk, int64_t row, const float* src, float g) {
-    lists_[chunk * kOwners + Owner(row)].push_back({row, src, g});
+    lists_[chunk * kOwners + Owner(row)].push_back({static_cast<int32_t>(row), g, src});
   }
   template <class F>
   void ForOwner(int64_t owner, const F& fn) const {
@@ -372,28 +372,21 @@ struct Side {
 };
 
 // Phase 3 for one owner: its rows on both tables, counted (with a cap), applied in order as the reference
-// orders the operations, scale · ((g · src) · f), prefetching ahead, and the counts reset.
+// orders the operations, scale · ((g · src) · f), each row prefetched kAheadRows entries ahead, and the
+// counts reset. Straight from the lists: no copy of them.
 void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side& out, const Side& in) {
+  const bool cap = max_dup > 0.0f;
+  if (cap)
+    for (const Side* side : {&out, &in})
+      for (const Lists* lists : side->lists)
+        lists->ForOwner(owner, [&](const Entry& e) { side->count[e.row] += 1.0f; });
   struct Todo {
     float* dst;
     const float* src;
     float g;
-    float* count;
+    const float* count;
   };
-  thread_local std::vector<Todo> todo;
-  todo.clear();
-  for (const Side* side : {&out, &in})
-    for (const Lists* lists : side->lists)
-      lists->ForOwner(owner, [&](const Entry& e) {
-        todo.push_back({side->table + e.row * d, e.src, e.g, side->count ? side->count + e.row : nullptr});
-      });
-  const bool cap = max_dup > 0.0f;
-  if (cap)
-    for (const Todo& t : todo) *t.count += 1.0f;
-  const int64_t n = todo.size();
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kAheadRows < n) PrefetchForWrite(todo[i + kAheadRows].dst, d);
-    const Todo& t = todo[i];
+  auto apply = [&](const Todo& t) {
     float* dst = t.dst;
     const float* x = t.src;
     const float g = t.g;
@@ -403,9 +396,28 @@ void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side
       const float f = w2v::Damp(max_dup, *t.count);
       for (int64_t j = 0; j < d; ++j) dst[j] += scale * ((g * x[j]) * f);
     }
-  }
+  };
+  constexpr int64_t kRing = kAheadRows + 1;   // the entries listed but not yet applied, oldest at head
+  Todo ring[kRing];
+  int64_t head = 0, size = 0;
+  for (const Side* side : {&out, &in})
+    for (const Lists* lists : side->lists)
+      lists->ForOwner(owner, [&](const Entry& e) {
+        const Todo t{side->table + e.row * d, e.src, e.g, cap ? side->count + e.row : nullptr};
+        PrefetchForWrite(t.dst, d);
+        if (size < kRing) {
+          ring[(head + size++) % kRing] = t;
+        } else {
+          apply(ring[head]);
+          ring[head] = t;
+          head = (head + 1) % kRing;
+        }
+      });
+  for (; size > 0; --size, head = (head + 1) % kRing) apply(ring[head]);
   if (cap)
-    for (const Todo& t : todo) *t.count = 0.0f;
+    for (const Side* side : {&out, &in})
+      for (const Lists* lists : side->lists)
+        lists->ForOwner(owner, [&](const Entry& e) { side->count[e.row] = 0.0f; });
 }
 
 // A step's arguments, and the context offsets o_j.
@@ -432,10 +444,15 @@ inline void Targets(const Step& s, int64_t b, const float** rows, int32_t* ids) 
 }
 
 // What phase 1 of a window reads and writes besides the tables: the window's 1 + K target rows and ids,
-// and its coefficients g (CBOW's), sized once per chunk.
+// and its coefficients g (CBOW's): one per thread, kept between calls, not allocated per chunk.
 struct WindowScratch {
-  WindowScratch(int64_t nt, int64_t c = 0, int64_t d = 0)
-      : g(nt), score(nt), rows(nt), outs(std::max(nt, c)), ids(nt), coef(c), ctx(c), h(d), dh(d), junk(d) {}
+  // This thread's, sized for nt targets, c slots and d floats.
+  static WindowScratch& Local(int64_t nt, int64_t c = 0, int64_t d = 0) {
+    thread_local WindowScratch w;
+    w.g.resize(nt), w.score.resize(nt), w.rows.resize(nt), w.outs.resize(std::max(nt, c)), w.ids.resize(nt);
+    w.coef.resize(c), w.ctx.resize(c), w.h.resize(d), w.dh.resize(d), w.junk.resize(d);
+    return w;
+  }
   std::vector<float> g, score;
   std::vector<const float*> rows;
   std::vector<float*> outs;      // the rows a window updates at once: W_out (sgram; Hogwild), W_in (Hogwild cbow)
@@ -479,7 +496,7 @@ inline bool Distinct(const float* const* rows, int64_t nt) {
 template <class Window>
 void RunHogwild(Pool* pool, int32_t threads, const Step& s, const Window& window) {
   auto windows = [&](int64_t chunk) {
-    WindowScratch scratch(s.k + 1, s.c, s.d);
+    WindowScratch& scratch = WindowScratch::Local(s.k + 1, s.c, s.d);
     const int64_t lo = chunk * kWindows, hi = std::min(s.nb, lo + kWindows);
     for (int64_t b = lo; b < hi; ++b) {
       if (b + kAheadWindows < s.nb) PrefetchWindow(s, b + kAheadWindows);
@@ -508,7 +525,7 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
   if (cap) x.Counts(s.v);
 
   auto windows = [&](int64_t chunk) {
-    WindowScratch scratch(s.k + 1, c);
+    WindowScratch& scratch = WindowScratch::Local(s.k + 1, c);
     const int64_t lo = chunk * kWindows, hi = std::min(nb, lo + kWindows);
     for (int64_t b = lo; b < hi; ++b) {
       if (b + kAheadWindows < nb) PrefetchWindow(s, b + kAheadWindows);
@@ -517,8 +534,9 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
   };
   auto positions = [&](int64_t chunk) {
     const int64_t lo = chunk * kPositions, hi = std::min(s.np, lo + kPositions);
-    std::vector<float> coefs(c);
-    std::vector<const float*> rows(c);
+    WindowScratch& w = WindowScratch::Local(0, c);   // coef, ctx: the position's slots
+    float* coefs = w.coef.data();
+    const float** rows = w.ctx.data();
     for (int64_t p = lo; p < hi; ++p) {
       float* sp = x.sums.data() + p * d;
       int64_t real = 0;
@@ -528,7 +546,7 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
         std::tie(coefs[real], rows[real]) = slot(b, j);
         ++real;
       }
-      WeightedSum(coefs.data(), rows.data(), real, d, sp);   // Σ over the real slots, in order j
+      WeightedSum(coefs, rows, real, d, sp);   // Σ over the real slots, in order j
       const int64_t r = w2v::Normalize(s.tok[p], s.v);
       if (r >= 0 && w2v::AnyNonZero(sp, d)) x.in.Add(chunk, r, sp, 1.0f);
     }
