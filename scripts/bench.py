@@ -174,7 +174,7 @@ def compare(args) -> list[dict]:
   header = ("| model | system | words/s | vs gensim | whole job s | vs gensim | compile s | analogy | WS-353 ρ | "
             "SimLex ρ | peak RSS MB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   parts = ("| model | system | import s | vocabulary + encoding s | compile s | train s | write s | "
-           "(evaluate s) | system CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+           "(evaluate s) | system CPU s | user CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   lines, breakdown = [], []
   for model, repeat in [(m, i) for m in args.models.split(",") for i in range(args.repeats)]:
     if args.repeats > 1:
@@ -207,7 +207,7 @@ def compare(args) -> list[dict]:
       train_s = r["train_seconds"] - r.get("compile_seconds", 0.0)
       breakdown.append(f"| {model} | {r['system']} | {r['import_seconds']:.1f} | {r['prepare_seconds']:.1f} | "
                        f"{r.get('compile_seconds', 0):.1f} | {train_s:.1f} | {r['write_seconds']:.1f} | "
-                       f"({r['evaluate_seconds']:.1f}) | {r['system_cpu_seconds']:.1f} |")
+                       f"({r['evaluate_seconds']:.1f}) | {r['system_cpu_seconds']:.1f} | {r['user_cpu_seconds']:.1f} |")
       print(lines[-1], flush=True)
   print("\n" + header + "\n" + "\n".join(lines), flush=True)
   print("\nWhere the whole job's time goes (evaluation is not part of it):\n" + parts + "\n" +
@@ -219,17 +219,24 @@ def compare(args) -> list[dict]:
 
 def repeats_table(rows: list[dict]) -> str:
   """With --repeats N: each system's ratios to the gensim run beside it (training words/s, whole job), run
-  by run, and their median: this machine's speed moves between runs, so one run's ratio can mislead."""
-  lines = ["Ratios to gensim, repeat by repeat (each against the gensim run of the same repeat):",
-           "| model | system | words/s ratio per repeat | median | whole job ratio per repeat | median |",
-           "| --- | --- | --- | --- | --- | --- |"]
+  by run, and their median: this machine's speed moves between runs, so one run's ratio can mislead. The
+  user CPU seconds of each run, ours and gensim's: each system does the same work in every repeat, so a
+  repeat whose CPU time stands far above the others' ran in a slow spell of the machine."""
+  lines = ["Ratios to gensim, repeat by repeat (each against the gensim run of the same repeat), and each run's "
+           "user CPU s (the same work every repeat: one far above the others ran while the machine was slow):",
+           "| model | system | words/s ratio per repeat | median | whole job ratio per repeat | median | "
+           "user CPU s per repeat (this system / gensim) |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
   for key in dict.fromkeys((r["model"], r["system"]) for r in rows if not r["system"].startswith("gensim")):
     mine = [r for r in rows if (r["model"], r["system"]) == key]
     train = [r["ratio_vs_gensim"] for r in mine]
     whole = [r["whole_job_ratio_vs_gensim"] for r in mine]
+    gensim = {r["repeat"]: r for r in rows if r["system"].startswith("gensim") and r["model"] == key[0]}
+    cpu = ", ".join(f"{r['user_cpu_seconds']:.1f} / " + (f"{gensim[r['repeat']]['user_cpu_seconds']:.1f}"
+                                                        if r["repeat"] in gensim else "-") for r in mine)
     lines.append(f"| {key[0]} | {key[1]} | {', '.join(f'{x:.2f}x' for x in train)} | "
                  f"{statistics.median(train):.2f}x | {', '.join(f'{x:.2f}x' for x in whole)} | "
-                 f"{statistics.median(whole):.2f}x |")
+                 f"{statistics.median(whole):.2f}x | {cpu} |")
   return "\n".join(lines)
 
 
