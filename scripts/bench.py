@@ -53,7 +53,8 @@ def worker_w2v_jax(args) -> dict:
   cached = set(os.listdir(xla_dir)) if os.path.isdir(xla_dir) else set()
   cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
-                    steps_per_call=args.steps_per_call, hogwild=bool(args.hogwild))
+                    hogwild=bool(args.hogwild),
+                    **({"steps_per_call": args.steps_per_call} if args.steps_per_call else {}))
   huge = pages.SETTINGS[args.pages]
   t_import = time.perf_counter() - _PROCESS_START
   t0 = time.perf_counter()
@@ -148,8 +149,9 @@ def _run_worker(kind, args, **extra) -> dict | None:
   cmd = [sys.executable, os.path.abspath(__file__), f"--worker={kind}", f"--corpus={args.corpus}",
          f"--dim={args.dim}", f"--window={args.window}", f"--neg={args.neg}", f"--epochs={args.epochs}",
          f"--min_count={args.min_count}", f"--sample={args.sample}", f"--workers={args.workers}",
-         f"--batch_size={args.batch_size}", f"--steps_per_call={args.steps_per_call}",
-         f"--cache_dir={args.cache_dir}"] + [f"--{k}={v}" for k, v in extra.items()]
+         f"--batch_size={args.batch_size}", f"--cache_dir={args.cache_dir}"]
+  cmd += [f"--steps_per_call={args.steps_per_call}"] if args.steps_per_call else []
+  cmd += [f"--{k}={v}" for k, v in extra.items()]
   # --busy: that many busy loops beside the worker, as on a machine that is never idle; the same for every
   # system. They start before the worker and stop when it ends.
   busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
@@ -293,7 +295,7 @@ def main():
   p.add_argument("--sample", type=float, default=1e-3)
   p.add_argument("--workers", type=int, default=2, help="gensim worker threads")
   p.add_argument("--batch_size", type=int, default=1024)
-  p.add_argument("--steps_per_call", type=int, default=16)
+  p.add_argument("--steps_per_call", type=int, default=None, help="default: TrainConfig's")
   p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/w2v_jax"))
   p.add_argument("--no_gensim", action="store_true")
   p.add_argument("--hogwild", type=int, default=0, help="1: also run w2v_jax --hogwild (the *_neg models)")

@@ -144,8 +144,13 @@ def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
   resumed = api.train(cfg, [path], tmp_path / "part", resume=True, **common)
   assert resumed.summary["status"] == "finished"
   assert (tmp_path / "part" / "vectors.txt").read_bytes() == (tmp_path / "whole" / "vectors.txt").read_bytes()
-  with pytest.raises(Exception, match="different run"):
-    api.train(TrainConfig(**{**TINY, "dim": 8}), [path], tmp_path / "part", resume=True, **common)
+  with pytest.raises(Exception, match="different run") as refused:
+    api.train(TrainConfig(**{**TINY, "dim": 8, "steps_per_call": 8}), [path], tmp_path / "part", resume=True,
+              **common)
+  # the message names what differs, and nothing else
+  assert f"--dim={cfg.dim} there, 8 here" in str(refused.value)
+  assert f"--steps_per_call={cfg.steps_per_call} there, 8 here" in str(refused.value)
+  assert "--epochs" not in str(refused.value) and "vocab_size" not in str(refused.value)
 
 
 def test_duplicate_damping_caps_only_frequent_rows():

@@ -11,6 +11,7 @@ a clock would not fire on the same chunk everywhere, and every process takes par
 """
 import concurrent.futures
 import dataclasses
+import json
 import threading
 import time
 from typing import Callable
@@ -150,6 +151,18 @@ def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
           "raw_words": int(corpus.stats.raw_words)}
 
 
+def _differences(saved_meta: dict, meta: dict) -> str:
+  """What differs between a checkpoint's fingerprint and this run's, for the error that refuses it."""
+  saved = saved_meta.get("fingerprint") or {}
+  try:
+    old, new = json.loads(saved.get("config", "{}")), json.loads(meta["config"])
+  except (TypeError, ValueError):
+    old, new = {}, json.loads(meta["config"])
+  said = [f"--{k}={old[k]} there, {new[k]} here" for k in sorted(new) if k in old and old[k] != new[k]]
+  said += [f"{k}: {saved[k]} there, {meta[k]} here" for k in meta if k != "config" and saved.get(k) != meta[k]]
+  return "; ".join(said) or "other settings or corpus"
+
+
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
@@ -184,7 +197,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
     if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
       saved_state, position, saved_meta = saved
       if saved_meta.get("fingerprint") != meta:
-        raise W2VError(f"{workdir} holds a checkpoint of a different run (other settings or corpus); "
+        raise W2VError(f"{workdir} holds a checkpoint of a different run ({_differences(saved_meta, meta)}); "
                        "use another --workdir, or drop --resume")
       state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
     if mesh is not None and huge_pages is not False:
