@@ -159,7 +159,8 @@ def _differences(saved_meta: dict, meta: dict) -> str:
   except (TypeError, ValueError):
     old, new = {}, json.loads(meta["config"])
   said = [f"--{k}={old[k]} there, {new[k]} here" for k in sorted(new) if k in old and old[k] != new[k]]
-  said += [f"{k}: {saved[k]} there, {meta[k]} here" for k in meta if k != "config" and saved.get(k) != meta[k]]
+  said += [f"{k}: {saved[k]} there, {meta[k]} here"
+           for k in meta if k != "config" and k in saved and saved[k] != meta[k]]
   return "; ".join(said) or "other settings or corpus"
 
 
