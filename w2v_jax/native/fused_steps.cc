@@ -371,15 +371,19 @@ struct Side {
   std::vector<const Lists*> lists;
 };
 
+// fn(side, entry) for each of an owner's entries: W_out's lists, then W_in's, each in chunk order.
+template <class F>
+void ForOwnerEntries(int64_t owner, const Side& out, const Side& in, const F& fn) {
+  for (const Side* side : {&out, &in})
+    for (const Lists* lists : side->lists) lists->ForOwner(owner, [&](const Entry& e) { fn(*side, e); });
+}
+
 // Phase 3 for one owner: its rows on both tables, counted (with a cap), applied in order as the reference
 // orders the operations, scale · ((g · src) · f), each row prefetched kAheadRows entries ahead, and the
 // counts reset. Straight from the lists: no copy of them.
 void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side& out, const Side& in) {
   const bool cap = max_dup > 0.0f;
-  if (cap)
-    for (const Side* side : {&out, &in})
-      for (const Lists* lists : side->lists)
-        lists->ForOwner(owner, [&](const Entry& e) { side->count[e.row] += 1.0f; });
+  if (cap) ForOwnerEntries(owner, out, in, [](const Side& side, const Entry& e) { side.count[e.row] += 1.0f; });
   struct Todo {
     float* dst;
     const float* src;
@@ -400,24 +404,19 @@ void ApplyOwner(int64_t owner, int64_t d, float scale, float max_dup, const Side
   constexpr int64_t kRing = kAheadRows + 1;   // the entries listed but not yet applied, oldest at head
   Todo ring[kRing];
   int64_t head = 0, size = 0;
-  for (const Side* side : {&out, &in})
-    for (const Lists* lists : side->lists)
-      lists->ForOwner(owner, [&](const Entry& e) {
-        const Todo t{side->table + e.row * d, e.src, e.g, cap ? side->count + e.row : nullptr};
-        PrefetchForWrite(t.dst, d);
-        if (size < kRing) {
-          ring[(head + size++) % kRing] = t;
-        } else {
-          apply(ring[head]);
-          ring[head] = t;
-          head = (head + 1) % kRing;
-        }
-      });
+  ForOwnerEntries(owner, out, in, [&](const Side& side, const Entry& e) {
+    const Todo t{side.table + e.row * d, e.src, e.g, cap ? side.count + e.row : nullptr};
+    PrefetchForWrite(t.dst, d);
+    if (size < kRing) {
+      ring[(head + size++) % kRing] = t;
+    } else {
+      apply(ring[head]);
+      ring[head] = t;
+      head = (head + 1) % kRing;
+    }
+  });
   for (; size > 0; --size, head = (head + 1) % kRing) apply(ring[head]);
-  if (cap)
-    for (const Side* side : {&out, &in})
-      for (const Lists* lists : side->lists)
-        lists->ForOwner(owner, [&](const Entry& e) { side->count[e.row] = 0.0f; });
+  if (cap) ForOwnerEntries(owner, out, in, [](const Side& side, const Entry& e) { side.count[e.row] = 0.0f; });
 }
 
 // A step's arguments, and the context offsets o_j.
