@@ -122,7 +122,7 @@ def place(state, enabled: bool | None = None):
   if enabled is None:
     if not cpu:
       return state, f"{size} in {jax.default_backend()} memory (huge pages are for the CPU's tables)"
-    if total < AUTO_MIN_BYTES:
+    if not _chosen(None, total):   # auto's rule, as init_params applies it
       return state, (f"{size} on 4 kB pages (auto: huge pages from {AUTO_MIN_BYTES >> 20} MB of tables; "
                      "--huge_pages forces them)")
     state, line = place(state, True)
