@@ -145,6 +145,46 @@ def zipf_corpus(types: int, tokens: int, cache_dir: str, sentence: int = 20, see
   return path
 
 
+class CoreSampler:
+  """While a run goes on, the round trip of a cache line between the two first CPUs, every `every` seconds
+  (native.core_round_trip_ns, about 0.3 ms of both CPUs each time): on this machine it has been 50-60 ns
+  in some spells and 330-370 ns in others (the host moving the vCPUs apart), and a two-thread step runs
+  2.3-2.5x slower in the second (README, "The slow spells"). `far` is the share of samples over FAR_NS."""
+  FAR_NS = 150.0
+
+  def __init__(self, every: float = 0.5):
+    import threading
+    from w2v_jax import native
+    self._probe, self._every, self.samples = native.core_round_trip_ns, every, []
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+
+  def _run(self):
+    while not self._stop.wait(self._every):
+      ns = self._probe()
+      if ns is not None:
+        self.samples.append(ns)
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._stop.set()
+    self._thread.join()
+
+  def summary(self) -> dict:
+    if not self.samples:
+      return {"round_trip_ns": None, "cores_far": None}
+    return {"round_trip_ns": statistics.median(self.samples),
+            "cores_far": sum(ns > self.FAR_NS for ns in self.samples) / len(self.samples)}
+
+
+def _far(r: dict) -> str:
+  """A run's share of round-trip samples with the CPUs far apart, and the median round trip."""
+  return "-" if r.get("cores_far") is None else f"{r['cores_far']:.0%} ({r['round_trip_ns']:.0f} ns)"
+
+
 def _run_worker(kind, args, **extra) -> dict | None:
   cmd = [sys.executable, os.path.abspath(__file__), f"--worker={kind}", f"--corpus={args.corpus}",
          f"--dim={args.dim}", f"--window={args.window}", f"--neg={args.neg}", f"--epochs={args.epochs}",
@@ -156,7 +196,8 @@ def _run_worker(kind, args, **extra) -> dict | None:
   # system. They start before the worker and stop when it ends.
   busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
   try:
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    with CoreSampler() as cores:
+      out = subprocess.run(cmd, capture_output=True, text=True)
   finally:
     for b in busy:
       b.kill()
@@ -164,7 +205,7 @@ def _run_worker(kind, args, **extra) -> dict | None:
   if out.returncode != 0:
     print(f"  {kind} {extra} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
     return None
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  return {**json.loads(out.stdout.strip().splitlines()[-1]), **cores.summary()}
 
 
 def compare(args) -> list[dict]:
@@ -176,7 +217,8 @@ def compare(args) -> list[dict]:
   header = ("| model | system | words/s | vs gensim | whole job s | vs gensim | compile s | analogy | WS-353 ρ | "
             "SimLex ρ | peak RSS MB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   parts = ("| model | system | import s | vocabulary + encoding s | compile s | train s | write s | "
-           "(evaluate s) | system CPU s | user CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+           "(evaluate s) | system CPU s | user CPU s | CPUs far apart (median round trip) |\n"
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   lines, breakdown = [], []
   for model, repeat in [(m, i) for m in args.models.split(",") for i in range(args.repeats)]:
     if args.repeats > 1:
@@ -209,7 +251,8 @@ def compare(args) -> list[dict]:
       train_s = r["train_seconds"] - r.get("compile_seconds", 0.0)
       breakdown.append(f"| {model} | {r['system']} | {r['import_seconds']:.1f} | {r['prepare_seconds']:.1f} | "
                        f"{r.get('compile_seconds', 0):.1f} | {train_s:.1f} | {r['write_seconds']:.1f} | "
-                       f"({r['evaluate_seconds']:.1f}) | {r['system_cpu_seconds']:.1f} | {r['user_cpu_seconds']:.1f} |")
+                       f"({r['evaluate_seconds']:.1f}) | {r['system_cpu_seconds']:.1f} | {r['user_cpu_seconds']:.1f} | "
+                       f"{_far(r)} |")
       print(lines[-1], flush=True)
   print("\n" + header + "\n" + "\n".join(lines), flush=True)
   print("\nWhere the whole job's time goes (evaluation is not part of it):\n" + parts + "\n" +
@@ -223,12 +266,13 @@ def repeats_table(rows: list[dict]) -> str:
   """With --repeats N: each system's ratios to the gensim run beside it (training words/s, whole job), run
   by run, and their median: this machine's speed moves between runs, so one run's ratio can mislead. The
   user CPU seconds of each run, ours and gensim's: each system does the same work in every repeat, so a
-  repeat whose CPU time stands far above the others' ran in a slow spell of the machine."""
+  repeat whose CPU time stands far above the others' ran in a slow spell of the machine; and the share of
+  each run's time with the CPUs far apart (CoreSampler), ours and gensim's, which says whether it did."""
   lines = ["Ratios to gensim, repeat by repeat (each against the gensim run of the same repeat), and each run's "
            "user CPU s (the same work every repeat: one far above the others ran while the machine was slow):",
            "| model | system | words/s ratio per repeat | median | whole job ratio per repeat | median | "
-           "user CPU s per repeat (this system / gensim) |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+           "user CPU s per repeat (this system / gensim) | CPUs far apart per repeat (this system / gensim) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for key in dict.fromkeys((r["model"], r["system"]) for r in rows if not r["system"].startswith("gensim")):
     mine = [r for r in rows if (r["model"], r["system"]) == key]
     train = [r["ratio_vs_gensim"] for r in mine]
@@ -236,9 +280,11 @@ def repeats_table(rows: list[dict]) -> str:
     gensim = {r["repeat"]: r for r in rows if r["system"].startswith("gensim") and r["model"] == key[0]}
     cpu = ", ".join(f"{r['user_cpu_seconds']:.1f} / " + (f"{gensim[r['repeat']]['user_cpu_seconds']:.1f}"
                                                         if r["repeat"] in gensim else "-") for r in mine)
+    share = lambda r: "-" if r is None or r.get("cores_far") is None else f"{r['cores_far']:.0%}"
+    far = ", ".join(f"{share(r)} / {share(gensim.get(r['repeat']))}" for r in mine)
     lines.append(f"| {key[0]} | {key[1]} | {', '.join(f'{x:.2f}x' for x in train)} | "
                  f"{statistics.median(train):.2f}x | {', '.join(f'{x:.2f}x' for x in whole)} | "
-                 f"{statistics.median(whole):.2f}x | {cpu} |")
+                 f"{statistics.median(whole):.2f}x | {cpu} | {far} |")
   return "\n".join(lines)
 
 

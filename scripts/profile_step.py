@@ -4,11 +4,16 @@
   python scripts/profile_step.py --corpus ... --model sgram_neg --no_native   # XLA's scatter instead
   python scripts/profile_step.py --corpus ... --huge_pages on   # the tables on huge pages (pages.py);
                                                                 # off: 4 kB pages; default auto, as fit
+  python scripts/profile_step.py --corpus ... --model cbow_neg --timeline 12   # then 12 s, second by second
 
 It builds the chunk `train.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
 steady-state steps, then records a jax.profiler trace with XLA:CPU's per-thunk trace events on and prints
 the time of each kind of op per step, summed over threads (so the total can exceed the wall time when
 XLA runs independent ops at once). This is the profile the performance notes in the README quote.
+With --timeline N it then runs N more seconds of steps and prints each second's ms a step beside the
+round trip of a cache line between the first two CPUs taken right after it (native.core_round_trip_ns:
+README, "The slow spells"), and how many steps ran on one thread (fused_steps.cc, Pace;
+W2V_JAX_PACE=all runs them all on every thread, W2V_JAX_PACE=one on one).
 """
 import argparse
 import collections
@@ -26,9 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from w2v_jax import corpus as corpus_lib, engine, pages, train  # noqa: E402
+from w2v_jax import corpus as corpus_lib, engine, native, pages, train  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
-from bench_runs import field_value  # noqa: E402  (scripts/ is on sys.path when a script runs)
+from bench import CoreSampler  # noqa: E402  (scripts/ is on sys.path when a script runs)
+from bench_runs import field_value  # noqa: E402
 from experiments.common import parse_max_dup  # noqa: E402
 
 
@@ -40,6 +46,8 @@ def main():
   ap.add_argument("--no_native", action="store_true", help="apply rows with XLA's scatter (W2V_JAX_NATIVE=0)")
   ap.add_argument("--chunks", type=int, default=30, help="timed chunks (steps_per_call steps each)")
   ap.add_argument("--top", type=int, default=20)
+  ap.add_argument("--timeline", type=float, default=0.0,
+                  help="then this many seconds of steps, each second's time beside the CPUs' round trip")
   ap.add_argument("--huge_pages", nargs="?", const="on", default="auto", choices=list(pages.SETTINGS),
                   help="the tables on huge pages (pages.place): auto (as train.fit), on or off")
   args = ap.parse_args()
@@ -93,6 +101,29 @@ def main():
   print(f"op time per step, summed over threads: {sum(per_op.values()) / steps / 1e3:.0f} us")
   for name, ns in per_op.most_common(args.top):
     print(f"  {ns / steps / 1e3:8.1f} us  {name}")
+  if args.timeline > 0:
+    timeline(chunk, state, data, S, args.timeline)
+
+
+def timeline(chunk, state, data, steps_per_call: int, seconds: float):
+  """Second by second: ms a step, then the round trip between the first two CPUs (ns), taken at once
+  after the second; and the fused steps' thread counts over the whole timeline."""
+  calls = int(data.steps) // steps_per_call - 1   # whole calls in the epoch, cycled through
+  before, start, i = native.contention(), time.perf_counter(), 0
+  print(f"timeline: ms a step | round trip ns (far apart over {CoreSampler.FAR_NS:.0f} ns)")
+  while time.perf_counter() - start < seconds:
+    t, n = time.perf_counter(), 0
+    while time.perf_counter() - t < 1.0:
+      state, m = chunk(state, data, jnp.int32((i % calls) * steps_per_call))
+      jax.block_until_ready(m)
+      i, n = i + 1, n + 1
+    ms = (time.perf_counter() - t) / (n * steps_per_call) * 1e3
+    ns = native.core_round_trip_ns()
+    far = "" if ns is None else (" far" if ns > CoreSampler.FAR_NS else " near")
+    print(f"  {ms:.3f} | {'-' if ns is None else f'{ns:.0f}'}{far}", flush=True)
+  c = native.contention() - before
+  print(f"threads: {c.describe() or 'no fused step on several threads'}")
+
 
 
 if __name__ == "__main__":

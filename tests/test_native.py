@@ -232,6 +232,60 @@ def test_fused_step_is_deterministic_across_threads(model):
       assert np.array_equal(a, b)
 
 
+_PACED = r"""
+import jax, jax.numpy as jnp, numpy as np
+from w2v_jax import native
+from w2v_jax.types import Params, SpanBatch
+rng = np.random.default_rng(0)
+V, D, B, W, K, S, calls = 2000, 32, 256, 5, 5, 16, 5
+params = Params(jnp.asarray(rng.normal(size=(V, D)) * 0.1, jnp.float32), jnp.zeros((V, D), jnp.float32))
+spans = [SpanBatch(jnp.asarray(rng.integers(0, V, (S, B + 2 * W)).astype(np.int32)),
+                   jnp.asarray((rng.random((S, B, 2 * W)) < 0.6).astype(np.float32)),
+                   jnp.asarray(rng.integers(0, V, (S, B, K)).astype(np.int32))) for _ in range(calls)]
+lrs = jnp.full((S,), 0.05, jnp.float32)
+def train(model, threads):
+  if model == "cbow_neg":
+    f = lambda p, s: native.cbow_neg_span_step(p, s, lrs, 32.0, cbow_context_grad="sum", threads=threads)[0]
+  else:
+    f = lambda p, s: native.sgram_neg_span_step(p, s, lrs, 32.0, threads=threads)[0]
+  f = jax.jit(f, donate_argnums=0)
+  p = jax.tree.map(jnp.array, params)
+  for s in spans:
+    p = f(p, s)
+  return jax.tree.map(np.asarray, p)
+for model in ("cbow_neg", "sgram_neg"):
+  one = train(model, 1)
+  before = native.contention()
+  paced = train(model, 0)
+  c = native.contention() - before
+  print(model, "same", all(np.array_equal(a, b) for a, b in zip(one, paced)), "counts", c.steps, c.one, c.loops)
+"""
+
+
+@needs_kernel
+@pytest.mark.parametrize("pace", ["auto", "all", "one"])
+def test_paced_steps_time_one_thread_now_and_then_and_keep_their_bits(pace):
+  """Asked for all threads (threads=0), each synchronous step times itself and runs on all threads or on
+  one, whichever measured faster, with a few steps of each period on the other (fused_steps.cc, Pace): in
+  80 steps, the first period's last 8 steps at least ran on one thread, and no loop of a one-thread step
+  was counted as parallel. The tables are the same bits as with threads=1 throughout. W2V_JAX_PACE=all
+  turns it off (every step on all threads, none counted), W2V_JAX_PACE=one puts every step on one thread
+  (no parallel loop)."""
+  if (os.cpu_count() or 1) < 2:
+    pytest.skip("one CPU: XLA's pool has no second thread to pace")
+  out = subprocess.run([sys.executable, "-c", _PACED], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "W2V_JAX_PACE": pace})
+  assert out.returncode == 0, out.stderr[-3000:]
+  for model in ("cbow_neg", "sgram_neg"):
+    line = next(l for l in out.stdout.splitlines() if l.startswith(model + " "))
+    assert "same True" in line, out.stdout
+    steps, one, loops = (int(x) for x in line.split("counts")[1].split())
+    if pace == "auto":
+      assert steps == 80 and 8 <= one <= 80 and loops == 3 * (steps - one), line
+    else:
+      assert steps == 0 and one == 0 and loops == (3 * 80 if pace == "all" else 0), line
+
+
 def _sequential_sgd(model, params, span, lr, rule="sum"):
   """word2vec.c's update, window after window, in float64: what --hogwild computes on one thread. CBOW:
   h = mean of the real context rows; per target t (the center, then the negatives) g = σ(u_t·h) − [t = 0],
@@ -450,8 +504,10 @@ def test_a_crowded_machine_stalls_the_fused_steps_but_not_their_bits():
   phase waits for it (fused_steps.cc, Contention): the kernel counts the stall and runs the next phases on
   the calling thread alone. The tables must be the same bits as on an idle machine, and the counts must
   be the round's: 3 parallel loops per cbow step (windows, span positions, owners). A round does not always
-  stall (one of four CI runs had none), so up to 8 rounds run until one does."""
-  out = subprocess.run([sys.executable, "-c", _CROWDED], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  stall (one of four CI runs had none), so up to 8 rounds run until one does. Pace is off here
+  (W2V_JAX_PACE=all): with it, the busy loops could make one thread the faster, and no helper would stall."""
+  out = subprocess.run([sys.executable, "-c", _CROWDED], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "W2V_JAX_PACE": "all"})
   assert out.returncode == 0, out.stderr[-3000:]
   assert "same False" not in out.stdout and "same True" in out.stdout, out.stdout
   loops, alone, stalls = (int(x) for x in out.stdout.split("counts")[1].split()[:3])

@@ -236,3 +236,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
 
 // For ctypes (native.contention()): w2v::ContentionCounts.
 extern "C" void W2vContentionCounts(int64_t* out) { w2v::ContentionCounts(out); }
+
+// For ctypes (native.core_round_trip_ns()): w2v::CoreRoundTrip.
+extern "C" double W2vCoreRoundTrip(int64_t trips, int32_t cpu_a, int32_t cpu_b) {
+  return w2v::CoreRoundTrip(trips, cpu_a, cpu_b);
+}

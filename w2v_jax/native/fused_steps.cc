@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -151,6 +152,83 @@ class Contention {
  private:
   static constexpr int64_t kFirstSpan = 16, kMaxSpan = 4096;
   std::atomic<int64_t> calls_{0}, solo_{0}, stalls_{0}, solo_until_{0}, span_{kFirstSpan};
+};
+
+// Threads that pay. On a shared host the two vCPUs of a small VM are sometimes placed far apart, for
+// seconds at a time: a cache line's round trip between them then takes several times as long (cores.cc
+// measures it), and so does every row that one thread of a step writes and the other reads; the
+// two-thread step has then run slower than one thread (README, "The slow spells", has the figures). The
+// bits do not depend on the threads, so a step asked to run on all of them (threads = 0) times itself
+// and runs where it is faster: on all threads or on one. Each period ends with kProbe steps on the other
+// setting, of which the first kSkip are not counted (they pay for moving the rows between the caches);
+// the preferred changes when the other's mean is below kMargin of the preferred's running mean (1/16 of
+// each of its steps), and the period doubles from kMinPeriod to kMaxPeriod while the other keeps losing.
+// One per kernel (their times differ), used under the step's lock; the counts are read from any thread.
+class Pace {
+ public:
+  // W2V_JAX_PACE in the environment, to measure what it buys: "all" (or 0) runs every step on all threads
+  // as asked, "one" every step on one thread; anything else, or nothing, paces them.
+  enum Mode { kPaced, kAll, kOne };
+  static Mode Setting() {
+    static const Mode mode = [] {
+      const char* e = std::getenv("W2V_JAX_PACE");
+      const std::string v = e == nullptr ? "" : e;
+      return v == "all" || v == "0" ? kAll : v == "one" ? kOne : kPaced;
+    }();
+    return mode;
+  }
+  static Pace& For(int kernel) {
+    static Pace* p = new Pace[2];
+    return p[kernel];
+  }
+  // Whether the next step of this shape runs on one thread.
+  bool One(uint64_t shape) {
+    if (shape != shape_) {   // measured afresh (the counts kept)
+      shape_ = shape, one_ = false, mean_ = -1.0, probe_ = 0.0, probes_ = 0, n_ = 0, period_ = kMinPeriod;
+    }
+    steps_.fetch_add(1, std::memory_order_relaxed);
+    return n_ >= period_ - kProbe ? !one_ : one_;
+  }
+  // The step that One() placed took `ns` for its nb windows.
+  void Done(bool one, double ns, int64_t nb) {
+    const double t = ns / static_cast<double>(std::max<int64_t>(nb, 1));
+    if (one) ones_.fetch_add(1, std::memory_order_relaxed);
+    if (one == one_) {
+      mean_ = mean_ < 0.0 ? t : mean_ + (t - mean_) / 16.0;
+    } else if (n_ >= period_ - kProbe + kSkip) {   // past the first kSkip probe steps
+      probe_ += t;
+      ++probes_;
+    }
+    if (++n_ < period_) return;
+    const bool better = probes_ > 0 && mean_ > 0.0 && probe_ / probes_ < kMargin * mean_;
+    if (better) {
+      one_ = !one_;
+      mean_ = probe_ / probes_;
+      period_ = kMinPeriod;
+      switches_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      period_ = std::min(2 * period_, kMaxPeriod);
+    }
+    n_ = 0, probe_ = 0.0, probes_ = 0;
+  }
+  // Over both kernels since the library was loaded: paced steps, of them on one thread, switches.
+  static void Counts(int64_t* out) {
+    out[0] = out[1] = out[2] = 0;
+    for (int k = 0; k < 2; ++k) {
+      const Pace& p = For(k);
+      out[0] += p.steps_.load(std::memory_order_relaxed), out[1] += p.ones_.load(std::memory_order_relaxed);
+      out[2] += p.switches_.load(std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  static constexpr int64_t kProbe = 8, kSkip = 3, kMinPeriod = 64, kMaxPeriod = 1024;
+  static constexpr double kMargin = 0.9;
+  uint64_t shape_ = 0;
+  bool one_ = false;                    // the preferred: one thread, or all
+  double mean_ = -1.0, probe_ = 0.0;    // ns a window: the preferred's running mean; the probes' sum
+  int64_t probes_ = 0, n_ = 0, period_ = kMinPeriod;
+  std::atomic<int64_t> steps_{0}, ones_{0}, switches_{0};
 };
 
 constexpr std::chrono::microseconds kStallMin{100};   // no wait for a helper's chunk is a stall below this
@@ -512,7 +590,7 @@ void RunHogwild(Pool* pool, int32_t threads, const Step& s, const Window& window
 //     listed for W_in if nonzero;
 //  3. ApplyOwner per owner, on both tables.
 template <class Window, class Slot>
-void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max_dup,
+void RunPhases(Pool* pool, int32_t threads, int kernel, const Step& s, Scratch& x, float max_dup,
                std::vector<Lists*> out, const Window& window, const Slot& slot) {
   const int64_t d = s.d, nb = s.nb, c = s.c;
   const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
@@ -554,14 +632,26 @@ void RunPhases(Pool* pool, int32_t threads, const Step& s, Scratch& x, float max
   const Side in_side{s.win, cap ? x.count_in.data() : nullptr, {&x.in}};
   auto apply = [&](int64_t owner) { ApplyOwner(owner, d, s.scale, max_dup, out_side, in_side); };
 
-  ParallelFor(pool, threads, window_chunks, windows);
-  ParallelFor(pool, threads, position_chunks, positions);
-  ParallelFor(pool, threads, kOwners, apply);
+  // threads = 0 (all): on all or on one, as Pace measures them.
+  const bool asked_all = threads == 0 && pool->NumThreads() > 1;
+  const bool paced = asked_all && Pace::Setting() == Pace::kPaced;
+  const bool one = paced ? Pace::For(kernel).One(static_cast<uint64_t>(d) | c << 20 | s.k << 40)
+                         : asked_all && Pace::Setting() == Pace::kOne;
+  const int32_t use = one ? 1 : threads;
+  const auto start = std::chrono::steady_clock::now();
+  ParallelFor(pool, use, window_chunks, windows);
+  ParallelFor(pool, use, position_chunks, positions);
+  ParallelFor(pool, use, kOwners, apply);
+  if (paced)
+    Pace::For(kernel).Done(one, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count(), nb);
 }
 
 }  // namespace
 
-void ContentionCounts(int64_t* out) { Contention::Get().Counts(out); }
+void ContentionCounts(int64_t* out) {
+  Contention::Get().Counts(out);
+  Pace::Counts(out + 3);
+}
 
 void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad, int32_t threads, bool hogwild) {
   const Step s(args);
@@ -657,7 +747,7 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
     const float mj = s.mask[b * c + j];
     return std::pair<float, const float*>(mean_grad ? mj / std::max(x.n[b], 1.0f) : mj, x.dh.data() + b * d);
   };
-  RunPhases(&pool, threads, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
+  RunPhases(&pool, threads, 0, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
 }
 
 void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threads, bool hogwild) {
@@ -736,7 +826,7 @@ void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threa
   };
   // Phase 2: slot (b, j) receives its own ∂L/∂h_bj.
   auto slot = [&](int64_t b, int64_t j) { return std::pair<float, const float*>(1.0f, x.dh.data() + (b * c + j) * d); };
-  RunPhases(&pool, threads, s, x, max_dup, {&x.out_a}, window, slot);
+  RunPhases(&pool, threads, 1, s, x, max_dup, {&x.out_a}, window, slot);
 }
 
 }  // namespace w2v

@@ -36,7 +36,9 @@ struct StepArgs {
 void CbowNegStep(Pool& pool, const StepArgs& s, float max_dup, bool mean_grad, int32_t threads, bool hogwild);
 void SgramNegStep(Pool& pool, const StepArgs& s, float max_dup, int32_t threads, bool hogwild);
 // The fused steps' thread use since the library was loaded: out[0] parallel loops, out[1] of them run on
-// the calling thread alone after a stall, out[2] stalls (fused_steps.cc, Contention).
+// the calling thread alone after a stall, out[2] stalls (fused_steps.cc, Contention); out[3] synchronous
+// steps asked to run on all threads, out[4] of them run on one because one was measured faster or to
+// measure it, out[5] switches between all and one (fused_steps.cc, Pace).
 void ContentionCounts(int64_t* out);
 
 // apply_rows.cc: table += scale * damp(rows) over parts (ApplyParts), and the span layout's input side.
@@ -47,6 +49,11 @@ void ApplySpanRows(float* table, int64_t v, int64_t d, const int32_t* tokens, co
 // pages.cc: dst = src (bytes), dst's whole huge pages (huge_page bytes each) advised MADV_HUGEPAGE before
 // the copy touches them; returns how many pages were advised, or -errno where madvise refused.
 int64_t CopyToHugePages(const void* src, void* dst, int64_t bytes, int64_t huge_page);   // src null: zeros
+
+// cores.cc: the time of a round trip of one cache line between CPUs cpu_a and cpu_b (two threads pinned
+// there pass a counter back and forth `trips` times, timed 16 at a time; the 10th percentile of those
+// means), in ns; -1 where the threads cannot be pinned.
+double CoreRoundTrip(int64_t trips, int32_t cpu_a, int32_t cpu_b);
 
 }  // namespace w2v
 
