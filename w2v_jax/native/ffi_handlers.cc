@@ -226,12 +226,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vHugePageZeros, HugePageZerosImpl,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowNegStep, CbowNegStepImpl,
                               StepBinding()
                                   .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
-                                  .Attr<int32_t>("threads")       // 0: the pool's; 1: the caller's only
+                                  .Attr<int32_t>("threads")       // 0: the pool's (or 1, as Pace measures); 1: the caller's only
                                   .Attr<int32_t>("hogwild"));     // 1: unsynchronised per-window updates
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
                               StepBinding()
-                                  .Attr<int32_t>("threads")       // 0: the pool's; 1: the caller's only
+                                  .Attr<int32_t>("threads")       // 0: the pool's (or 1, as Pace measures); 1: the caller's only
                                   .Attr<int32_t>("hogwild"));     // 1: unsynchronised per-window updates
 
 // For ctypes (native.contention()): w2v::ContentionCounts.

@@ -177,8 +177,9 @@ class Pace {
     }();
     return mode;
   }
-  static Pace& For(int kernel) {
-    static Pace* p = new Pace[2];
+  enum Kernel { kCbow, kSgram, kKernels };
+  static Pace& For(Kernel kernel) {
+    static Pace* p = new Pace[kKernels];
     return p[kernel];
   }
   // Whether the next step of this shape runs on one thread.
@@ -214,8 +215,8 @@ class Pace {
   // Over both kernels since the library was loaded: paced steps, of them on one thread, switches.
   static void Counts(int64_t* out) {
     out[0] = out[1] = out[2] = 0;
-    for (int k = 0; k < 2; ++k) {
-      const Pace& p = For(k);
+    for (int k = 0; k < kKernels; ++k) {
+      const Pace& p = For(static_cast<Kernel>(k));
       out[0] += p.steps_.load(std::memory_order_relaxed), out[1] += p.ones_.load(std::memory_order_relaxed);
       out[2] += p.switches_.load(std::memory_order_relaxed);
     }
@@ -590,7 +591,7 @@ void RunHogwild(Pool* pool, int32_t threads, const Step& s, const Window& window
 //     listed for W_in if nonzero;
 //  3. ApplyOwner per owner, on both tables.
 template <class Window, class Slot>
-void RunPhases(Pool* pool, int32_t threads, int kernel, const Step& s, Scratch& x, float max_dup,
+void RunPhases(Pool* pool, int32_t threads, Pace::Kernel kernel, const Step& s, Scratch& x, float max_dup,
                std::vector<Lists*> out, const Window& window, const Slot& slot) {
   const int64_t d = s.d, nb = s.nb, c = s.c;
   const int64_t window_chunks = (nb + kWindows - 1) / kWindows;
@@ -747,7 +748,7 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
     const float mj = s.mask[b * c + j];
     return std::pair<float, const float*>(mean_grad ? mj / std::max(x.n[b], 1.0f) : mj, x.dh.data() + b * d);
   };
-  RunPhases(&pool, threads, 0, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
+  RunPhases(&pool, threads, Pace::kCbow, s, x, max_dup, {&x.out_a, &x.out_b}, window, slot);
 }
 
 void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threads, bool hogwild) {
@@ -826,7 +827,7 @@ void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threa
   };
   // Phase 2: slot (b, j) receives its own ∂L/∂h_bj.
   auto slot = [&](int64_t b, int64_t j) { return std::pair<float, const float*>(1.0f, x.dh.data() + (b * c + j) * d); };
-  RunPhases(&pool, threads, 1, s, x, max_dup, {&x.out_a}, window, slot);
+  RunPhases(&pool, threads, Pace::kSgram, s, x, max_dup, {&x.out_a}, window, slot);
 }
 
 }  // namespace w2v
