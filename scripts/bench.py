@@ -146,10 +146,11 @@ def zipf_corpus(types: int, tokens: int, cache_dir: str, sentence: int = 20, see
 
 
 class CoreSampler:
-  """While a run goes on, the round trip of a cache line between the two first CPUs, every `every` seconds
-  (native.core_round_trip_ns, about 0.3 ms of both CPUs each time): on this machine it has been 50-60 ns
-  in some spells and 330-370 ns in others (the host moving the vCPUs apart), and a two-thread step runs
-  2.3-2.5x slower in the second (README, "The slow spells"). `far` is the share of samples over FAR_NS."""
+  """While a run goes on, the round trip of a cache line between the first two CPUs, every `every` seconds
+  (native.core_round_trip_ns, a fraction of a millisecond of both CPUs each time). On this machine it
+  has spells of several times its usual value, when the host places the two vCPUs far apart, and the
+  two-thread steps slow down with it (README, "The slow spells", has the figures). `cores_far` is the
+  share of samples over FAR_NS, between the two."""
   FAR_NS = 150.0
 
   def __init__(self, every: float = 0.5):

@@ -125,6 +125,5 @@ def timeline(chunk, state, data, steps_per_call: int, seconds: float):
   print(f"threads: {c.describe() or 'no fused step on several threads'}")
 
 
-
 if __name__ == "__main__":
   main()

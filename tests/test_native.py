@@ -513,3 +513,18 @@ def test_a_crowded_machine_stalls_the_fused_steps_but_not_their_bits():
   loops, alone, stalls = (int(x) for x in out.stdout.split("counts")[1].split()[:3])
   assert loops == 3 * 4 * 12 * 16
   assert stalls > 0 and 0 < alone < loops, out.stdout
+
+
+def test_the_threads_line_says_how_many_steps_ran_on_one_thread_and_why():
+  """native.Contention.describe, the run's `threads:` line: Pace's steps on one thread and switches, then
+  the parallel loops and their stalls; nothing when no fused step could run on several threads."""
+  assert native.Contention(0, 0, 0).describe() == ""
+  paced = native.Contention(loops=300, alone=0, stalls=0, steps=120, one=20, switches=1).describe()
+  assert paced.startswith("20 of 120 steps (17%) on one thread, 1 switch (") and "whichever is faster" in paced
+  assert paced.endswith("; all 300 parallel loops of the fused steps on every thread of XLA's CPU pool (no stall)")
+  stalled = native.Contention(loops=300, alone=30, stalls=2, steps=100, one=0, switches=0).describe()
+  assert "0 of 100 steps (0%) on one thread, 0 switches" in stalled
+  assert "2 stalls (a helper thread lost its core" in stalled and "30 of 300 parallel loops (10%)" in stalled
+  alone = native.Contention(loops=0, alone=0, stalls=0, steps=64, one=64, switches=1).describe()
+  assert alone.startswith("64 of 64 steps (100%) on one thread") and "parallel loops" not in alone
+  assert (native.Contention(5, 1, 1, 9, 3, 2) - native.Contention(1, 1, 0, 4, 1, 1)) == (4, 0, 1, 5, 2, 1)
