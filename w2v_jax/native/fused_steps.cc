@@ -162,7 +162,9 @@ class Contention {
 // and runs where it is faster: on all threads or on one. Each period ends with kProbe steps on the other
 // setting, of which the first kSkip are not counted (they pay for moving the rows between the caches);
 // the preferred changes when the other's mean is below kMargin of the preferred's running mean (1/16 of
-// each of its steps), and the period doubles from kMinPeriod to kMaxPeriod while the other keeps losing.
+// each of its steps), and the period doubles from kMinPeriod to kMaxPeriod while the other keeps losing,
+// or at once grows to the length whose probes cost no more than kBudget of its time, where the other is
+// far slower (one thread of many cores).
 // One per kernel (their times differ), used under the step's lock; the counts are read from any thread.
 class Pace {
  public:
@@ -201,14 +203,16 @@ class Pace {
       ++probes_;
     }
     if (++n_ < period_) return;
-    const bool better = probes_ > 0 && mean_ > 0.0 && probe_ / probes_ < kMargin * mean_;
-    if (better) {
+    const double ratio = probes_ > 0 && mean_ > 0.0 ? probe_ / probes_ / mean_ : 1.0;   // other / preferred
+    if (ratio < kMargin) {
       one_ = !one_;
       mean_ = probe_ / probes_;
       period_ = kMinPeriod;
       switches_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      period_ = std::min(2 * period_, kMaxPeriod);
+    } else {   // doubled up to kMaxPeriod, and at once as long as the probes' extra time needs to stay
+               // under kBudget of the period's (a probe on one thread of many)
+      const double budget = kProbe * (ratio - 1.0) / kBudget;
+      period_ = std::max(std::min(2 * period_, kMaxPeriod), static_cast<int64_t>(std::min(budget, 1e9)));
     }
     n_ = 0, probe_ = 0.0, probes_ = 0;
   }
@@ -224,7 +228,7 @@ class Pace {
 
  private:
   static constexpr int64_t kProbe = 8, kSkip = 3, kMinPeriod = 64, kMaxPeriod = 1024;
-  static constexpr double kMargin = 0.9;
+  static constexpr double kMargin = 0.9, kBudget = 0.005;
   uint64_t shape_ = 0;
   bool one_ = false;                    // the preferred: one thread, or all
   double mean_ = -1.0, probe_ = 0.0;    // ns a window: the preferred's running mean; the probes' sum
