@@ -162,9 +162,10 @@ class Contention {
 // and runs where it is faster: on all threads or on one. Each period ends with kProbe steps on the other
 // setting, of which the first kSkip are not counted (they pay for moving the rows between the caches);
 // the preferred changes when the other's mean is below kMargin of the preferred's running mean (1/16 of
-// each of its steps), and the period doubles from kMinPeriod to kMaxPeriod while the other keeps losing,
-// or at once grows to the length whose probes cost no more than kBudget of its time, where the other is
-// far slower (one thread of many cores).
+// each of its steps). On all threads, the period doubles from kMinPeriod to kMaxPeriod while one thread
+// keeps losing, or at once grows to the length whose probes cost no more than kBudget of its time, where
+// one thread is far slower (one of many cores). On one thread it stays kMinPeriod: probing all threads
+// costs little there, and a step left on one thread after the spell ended costs twice its time.
 // One per kernel (their times differ), used under the step's lock; the counts are read from any thread.
 class Pace {
  public:
@@ -209,6 +210,8 @@ class Pace {
       mean_ = probe_ / probes_;
       period_ = kMinPeriod;
       switches_.fetch_add(1, std::memory_order_relaxed);
+    } else if (one_) {   // on one thread: all of them are probed every kMinPeriod steps, for a spell ends
+      period_ = kMinPeriod;
     } else {   // doubled up to kMaxPeriod, and at once as long as the probes' extra time needs to stay
                // under kBudget of the period's (a probe on one thread of many)
       const double budget = kProbe * (ratio - 1.0) / kBudget;
