@@ -210,7 +210,7 @@ class Pace {
       mean_ = probe_ / probes_;
       period_ = kMinPeriod;
       switches_.fetch_add(1, std::memory_order_relaxed);
-    } else if (one_) {   // on one thread: all of them are probed every kMinPeriod steps, for a spell ends
+    } else if (one_) {   // on one thread: all threads probed every kMinPeriod steps, to see a spell end soon
       period_ = kMinPeriod;
     } else {   // doubled up to kMaxPeriod, and at once as long as the probes' extra time needs to stay
                // under kBudget of the period's (a probe on one thread of many)
