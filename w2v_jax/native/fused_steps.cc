@@ -187,37 +187,36 @@ class Pace {
   }
   // Whether the next step of this shape runs on one thread.
   bool One(uint64_t shape) {
-    if (shape != shape_) {   // measured afresh (the counts kept)
-      shape_ = shape, one_ = false, mean_ = -1.0, probe_ = 0.0, probes_ = 0, n_ = 0, period_ = kMinPeriod;
-    }
+    if (shape != shape_) shape_ = shape, m_ = Measure{};   // measured afresh (the counts kept)
     steps_.fetch_add(1, std::memory_order_relaxed);
-    return n_ >= period_ - kProbe ? !one_ : one_;
+    return m_.n >= m_.period - kProbe ? !m_.one : m_.one;
   }
   // The step that One() placed took `ns` for its nb windows.
   void Done(bool one, double ns, int64_t nb) {
     const double t = ns / static_cast<double>(std::max<int64_t>(nb, 1));
+    Measure& m = m_;
     if (one) ones_.fetch_add(1, std::memory_order_relaxed);
-    if (one == one_) {
-      mean_ = mean_ < 0.0 ? t : mean_ + (t - mean_) / 16.0;
-    } else if (n_ >= period_ - kProbe + kSkip) {   // past the first kSkip probe steps
-      probe_ += t;
-      ++probes_;
+    if (one == m.one) {
+      m.mean = m.mean < 0.0 ? t : m.mean + (t - m.mean) / 16.0;
+    } else if (m.n >= m.period - kProbe + kSkip) {   // past the first kSkip probe steps
+      m.probe += t;
+      ++m.probes;
     }
-    if (++n_ < period_) return;
-    const double ratio = probes_ > 0 && mean_ > 0.0 ? probe_ / probes_ / mean_ : 1.0;   // other / preferred
+    if (++m.n < m.period) return;
+    const double ratio = m.probes > 0 && m.mean > 0.0 ? m.probe / m.probes / m.mean : 1.0;   // other / preferred
     if (ratio < kMargin) {
-      one_ = !one_;
-      mean_ = probe_ / probes_;
-      period_ = kMinPeriod;
+      m.one = !m.one;
+      m.mean = m.probe / m.probes;
+      m.period = kMinPeriod;
       switches_.fetch_add(1, std::memory_order_relaxed);
-    } else if (one_) {   // on one thread: all threads probed every kMinPeriod steps, to see a spell end soon
-      period_ = kMinPeriod;
+    } else if (m.one) {   // on one thread: all threads probed every kMinPeriod steps, to see a spell end soon
+      m.period = kMinPeriod;
     } else {   // doubled up to kMaxPeriod, and at once as long as the probes' extra time needs to stay
                // under kBudget of the period's (a probe on one thread of many)
       const double budget = kProbe * (ratio - 1.0) / kBudget;
-      period_ = std::max(std::min(2 * period_, kMaxPeriod), static_cast<int64_t>(std::min(budget, 1e9)));
+      m.period = std::max(std::min(2 * m.period, kMaxPeriod), static_cast<int64_t>(std::min(budget, 1e9)));
     }
-    n_ = 0, probe_ = 0.0, probes_ = 0;
+    m.n = 0, m.probe = 0.0, m.probes = 0;
   }
   // Over both kernels since the library was loaded: paced steps, of them on one thread, switches.
   static void Counts(int64_t* out) {
@@ -232,10 +231,13 @@ class Pace {
  private:
   static constexpr int64_t kProbe = 8, kSkip = 3, kMinPeriod = 64, kMaxPeriod = 1024;
   static constexpr double kMargin = 0.9, kBudget = 0.005;
+  struct Measure {                       // what a new shape starts afresh
+    bool one = false;                    // the preferred: one thread, or all
+    double mean = -1.0, probe = 0.0;     // ns a window: the preferred's running mean; the probes' sum
+    int64_t probes = 0, n = 0, period = kMinPeriod;   // probes counted, steps into the period, its length
+  };
   uint64_t shape_ = 0;
-  bool one_ = false;                    // the preferred: one thread, or all
-  double mean_ = -1.0, probe_ = 0.0;    // ns a window: the preferred's running mean; the probes' sum
-  int64_t probes_ = 0, n_ = 0, period_ = kMinPeriod;
+  Measure m_;
   std::atomic<int64_t> steps_{0}, ones_{0}, switches_{0};
 };
 
