@@ -153,11 +153,11 @@ def fingerprint(cfg: TrainConfig, vocab, corpus) -> dict:
 
 def _differences(saved_meta: dict, meta: dict) -> str:
   """What differs between a checkpoint's fingerprint and this run's, for the error that refuses it."""
-  saved = saved_meta.get("fingerprint") or {}
+  saved, new = saved_meta.get("fingerprint") or {}, json.loads(meta["config"])
   try:
-    old, new = json.loads(saved.get("config", "{}")), json.loads(meta["config"])
-  except (TypeError, ValueError):
-    old, new = {}, json.loads(meta["config"])
+    old = json.loads(saved.get("config", "{}"))
+  except (TypeError, ValueError):   # a fingerprint from another version, or damaged
+    old = {}
   said = [f"--{k}={old[k]} there, {new[k]} here" for k in sorted(new) if k in old and old[k] != new[k]]
   said += [f"{k}: {saved[k]} there, {meta[k]} here"
            for k in meta if k != "config" and k in saved and saved[k] != meta[k]]
