@@ -149,6 +149,8 @@ def _load() -> Status:
     return Status(False, f"native CPU kernels off: {e.strerror or e} ({lib_path.parent})")
   for target, symbol in _TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+  lib.W2vCoreRoundTrip.restype = ctypes.c_double   # (core_round_trip_ns)
+  lib.W2vCoreRoundTrip.argtypes = [ctypes.c_int64, ctypes.c_int32, ctypes.c_int32]
   global _LIB
   _LIB = lib
   return Status(True, f"native CPU kernels built ({lib_path})")
@@ -205,15 +207,13 @@ def contention() -> Contention:
 def core_round_trip_ns(trips: int = 2000) -> float | None:
   """The time of a cache line's round trip between the first two CPUs this process may run on, in ns
   (cores.cc: two threads pinned there pass a counter back and forth `trips` times, timed 16 at a time;
-  the 10th percentile of those, so that a busy machine's scheduling shows less): what a row written by one thread of a fused
-  step and read by another costs. None without the kernels, with fewer than two CPUs, or where the
+  the 10th percentile of those, so that a busy machine's scheduling shows less): what a row written by
+  one thread of a fused step and read by another costs. None without the kernels, with fewer than two CPUs, or where the
   threads cannot be pinned."""
   cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
   if len(cpus) < 2 or not status().available:
     return None
-  fn = _LIB.W2vCoreRoundTrip
-  fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_int64, ctypes.c_int32, ctypes.c_int32]
-  ns = fn(trips, cpus[0], cpus[1])
+  ns = _LIB.W2vCoreRoundTrip(trips, cpus[0], cpus[1])
   return ns if ns >= 0 else None
 
 
