@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from w2v_jax import vectors_io
+from w2v_jax import native, vectors_io
 from w2v_jax.errors import W2VError
 
 SAVE = {False: vectors_io.save_text, True: vectors_io.save_binary}
@@ -51,6 +51,26 @@ def test_output_is_deterministic(tmp_path, table, binary):
   SAVE[binary](tmp_path / "b", list(words), vectors.copy())
   SAVE[binary](tmp_path / "b", words, vectors)  # overwriting gives the same bytes too
   assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_the_native_text_writer_writes_pythons_bytes(tmp_path):
+  """text_rows.cc (std::to_chars) against Python's "%.9g", byte for byte: every float32 exponent and
+  sign, subnormals, ±0, ±inf, NaN of either sign, 9-digit ties; blocks of 3 rows so that a word's offset
+  crosses blocks; non-ASCII words."""
+  if not native.available():
+    pytest.skip(f"no native kernels here ({native.status().reason}): save_text formats in Python")
+  rng = np.random.default_rng(1)
+  bits = rng.integers(0, 2**32, size=(400, 9), dtype=np.uint64).astype(np.uint32)
+  vectors = bits.view(np.float32).copy()   # every exponent, NaNs with any payload and sign
+  vectors[0] = [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1.17549435e-38, 3.4028235e38]
+  vectors[1] = [1e9, 123456789, 1e-5, 1e-4, 99999999.5, 0.5, 1.0, 16777217, 2.5e-39]
+  vectors[2:100] = (rng.standard_normal((98, 9)) * 0.1).astype(np.float32)
+  words = ["the", "café", "日本", "a\u00a0b"] + [f"w{i}" for i in range(396)]
+  lines = list(native.text_rows(words, vectors, block=3))
+  assert len(lines) == 134 and all(isinstance(b, bytes) for b in lines)
+  assert b"".join(lines) == b"".join(vectors_io._text_rows(words, vectors))
+  vectors_io.save_text(tmp_path / "v", words, vectors)
+  assert (tmp_path / "v").read_bytes() == b"400 9\n" + b"".join(vectors_io._text_rows(words, vectors))
 
 
 def test_text_layout_and_word2vec_c_quirks(tmp_path):

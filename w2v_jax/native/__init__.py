@@ -29,6 +29,8 @@ retry). `status()` says whether the kernels run here and, if not, why in one lin
 line in the run's first line and summary.json, and runs the pure-JAX step instead. W2V_JAX_NATIVE=0
 switches the backend off.
 """
+import collections
+import concurrent.futures
 import ctypes
 import functools
 import hashlib
@@ -151,6 +153,9 @@ def _load() -> Status:
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
   lib.W2vCoreRoundTrip.restype = ctypes.c_double   # (core_round_trip_ns)
   lib.W2vCoreRoundTrip.argtypes = [ctypes.c_int64, ctypes.c_int32, ctypes.c_int32]
+  lib.W2vFormatTextRows.restype = ctypes.c_int64   # (text_rows)
+  lib.W2vFormatTextRows.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                    ctypes.c_void_p, ctypes.c_int64]
   global _LIB
   _LIB = lib
   return Status(True, f"native CPU kernels built ({lib_path})")
@@ -215,6 +220,43 @@ def core_round_trip_ns(trips: int = 2000) -> float | None:
     return None
   ns = _LIB.W2vCoreRoundTrip(trips, cpus[0], cpus[1])
   return ns if ns >= 0 else None
+
+
+def text_rows(words: list[str], vectors: np.ndarray, block: int = 4096):
+  """The lines of word2vec's text format for `words` and float32 `vectors` [V, D] ("word f_1 ... f_D\\n",
+  floats as "%.9g" prints them: vectors_io.save_text's bytes), as an iterator of byte strings of `block`
+  rows each, formatted by text_rows.cc two blocks at a time (ctypes lets go of the GIL); None without
+  the kernels. The words must hold no b"\\n" (vectors_io checks that they hold no whitespace)."""
+  if not status().available:
+    return None
+  vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+  blob = ("\n".join(words) + "\n").encode("utf-8")
+  ends = np.flatnonzero(np.frombuffer(blob, np.uint8) == 10).astype(np.int64)
+  d = vectors.shape[1]
+
+  def one(lo: int) -> bytes:
+    hi = min(lo + block, len(words))
+    base = int(ends[lo - 1]) + 1 if lo > 0 else 0
+    rel = ends[lo:hi] - base
+    cap = int(ends[hi - 1]) + 1 - base + (hi - lo) * (2 + 16 * d)   # kernels.h: kMaxFloatChars = 16
+    out = ctypes.create_string_buffer(cap)
+    address = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value + base   # blob itself, not a copy
+    n = _LIB.W2vFormatTextRows(address, rel.ctypes.data, vectors[lo:hi].ctypes.data, hi - lo, d, out, cap)
+    if n < 0:
+      raise RuntimeError(f"text_rows.cc: a block of {hi - lo} rows did not fit in {cap} bytes")
+    return ctypes.string_at(out, n)
+
+  def blocks():
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      pending = collections.deque()
+      for lo in range(0, len(words), block):
+        pending.append(pool.submit(one, lo))
+        if len(pending) > 2:   # at most three blocks in memory
+          yield pending.popleft().result()
+      while pending:
+        yield pending.popleft().result()
+
+  return blocks()
 
 
 _LOCK = threading.Lock()   # one build at a time; status() waits for a build in flight

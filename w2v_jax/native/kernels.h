@@ -55,6 +55,14 @@ int64_t CopyToHugePages(const void* src, void* dst, int64_t bytes, int64_t huge_
 // means), in ns; -1 where the threads cannot be pinned.
 double CoreRoundTrip(int64_t trips, int32_t cpu_a, int32_t cpu_b);
 
+// text_rows.cc: rows [0, rows) of `vectors` [rows, d] in word2vec's text format, "word f_1 ... f_D\n" with
+// the floats as "%.9g" prints them, into out[0, cap); row r's word is words[e_{r-1} + 1, e_r) with
+// e = word_ends (e_{-1} = -1: one separator byte after each word). Returns the bytes written, or -1 if
+// cap is short (each row needs its word's bytes + 2 + d * kMaxFloatChars).
+constexpr int64_t kMaxFloatChars = 16;   // " -1.23456789e-38": a space and "%.9g"'s longest float
+int64_t FormatTextRows(const char* words, const int64_t* word_ends, const float* vectors, int64_t rows, int64_t d,
+                       char* out, int64_t cap);
+
 }  // namespace w2v
 
 #endif  // W2V_JAX_NATIVE_KERNELS_H_
