@@ -82,6 +82,14 @@ def test_bad_flags_are_one_line(tmp_path, flags, fragments):
   assert_one_line_error(run_train(tmp_path, f"--workdir={tmp_path / 'run'}", *flags), *fragments)
 
 
+def test_an_unknown_pace_setting_is_one_line(tmp_path, monkeypatch):
+  """W2V_JAX_PACE (a measuring knob, README "The slow spells"): a value the kernels do not know is refused
+  before the build starts, not silently paced."""
+  monkeypatch.setenv("W2V_JAX_PACE", "fast")
+  assert_one_line_error(run_train(tmp_path, f"--workdir={tmp_path / 'run'}", *TINY),
+                        "W2V_JAX_PACE=fast", "expected auto", "all", "one")
+
+
 def test_bad_corpora_are_one_line(tmp_path):
   (tmp_path / "empty.txt").write_text("\n\n")
   assert_one_line_error(run_train(tmp_path, f"--corpus={tmp_path / 'empty.txt'}", f"--workdir={tmp_path / 'r'}"),

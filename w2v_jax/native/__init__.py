@@ -11,6 +11,9 @@ a model's `native_step` name to its kernel. Why they are faster than XLA here: R
 Huge pages. `huge_page_copy(x, huge_page)` is a copy of x whose memory was advised MADV_HUGEPAGE before
 the copy wrote it (pages.cc); pages.py uses it to put the tables on huge pages.
 
+Text vectors. `text_rows(words, vectors)` gives the lines of vectors_io.save_text, the same bytes as its
+Python formatter ("%.9g"), from text_rows.cc (std::to_chars), two blocks at once.
+
 Row kernels. `apply_rows(table, parts, scale, max_dup)` is rows.apply_rows_reference (the duplicate cap,
 then one scatter-add) performing the same float operations in the same order: the same bits.
 `apply_span_rows` is rows.apply_span_rows_reference likewise. They serve the bucketed and per-window
@@ -18,7 +21,7 @@ layouts on one device.
 
 The build. On first use the sources here (*.cc, *.h) are compiled with the system C++ compiler (CXX, or
 c++, g++, clang++) with -march=native, one compiler per file at once: the kernels (fused_steps.cc,
-apply_rows.cc, pages.cc, behind kernels.h, free of XLA) at -O3, and ffi_handlers.cc, the XLA FFI handlers against
+apply_rows.cc, pages.cc, cores.cc, text_rows.cc, behind kernels.h, free of XLA) at -O3, and ffi_handlers.cc, the XLA FFI handlers against
 jaxlib's bundled FFI headers, at -O1; into $W2V_JAX_NATIVE_DIR or
 ~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler and the machine.
 `python -m w2v_jax.native build` does it ahead of time; `start_build()` does it on a background thread
@@ -49,6 +52,7 @@ import jaxlib
 import numpy as np
 
 from w2v_jax import losses, rewrites
+from w2v_jax.errors import W2VError
 from w2v_jax.rows import apply_rows_reference, apply_span_rows_reference
 from w2v_jax.types import Params
 
@@ -260,10 +264,20 @@ def text_rows(words: list[str], vectors: np.ndarray, block: int = 4096):
 
 
 _LOCK = threading.Lock()   # one build at a time; status() waits for a build in flight
+_PACE_VALUES = ("", "auto", "all", "0", "one")   # fused_steps.cc, Pace::Setting: "" and "auto" pace
+
+
+def _check_environment() -> None:
+  """Raises W2VError for a W2V_JAX_PACE the kernels would not know (they would pace, without a word)."""
+  pace = os.environ.get("W2V_JAX_PACE", "")
+  if pace not in _PACE_VALUES:
+    raise W2VError(f"W2V_JAX_PACE={pace}: expected auto (or unset: the fused steps pick all threads or one, as "
+                   "measured), all (or 0: always all threads) or one (always one thread)")
 
 
 def status() -> Status:
   """Whether the kernels run for the default backend (the CPU, with a compiler), and why not."""
+  _check_environment()
   if jax.default_backend() != "cpu":
     return Status(False, f"native CPU kernels off: the backend is {jax.default_backend()}")
   with _LOCK:
@@ -274,6 +288,7 @@ def start_build() -> None:
   """Builds (or loads) the kernels on a background thread, so that the compile overlaps what the caller
   does next; the first status() after it waits for the result. Does nothing off the CPU or when the
   library is already loaded."""
+  _check_environment()   # here, so that a bad value is the caller's one-line error, not the thread's
   if jax.default_backend() == "cpu" and _load.cache_info().currsize == 0:
     threading.Thread(target=status, name="w2v-native-build", daemon=True).start()
 

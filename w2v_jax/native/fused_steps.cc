@@ -170,7 +170,8 @@ class Contention {
 class Pace {
  public:
   // W2V_JAX_PACE in the environment, to measure what it buys: "all" (or 0) runs every step on all threads
-  // as asked, "one" every step on one thread; anything else, or nothing, paces them.
+  // as asked, "one" every step on one thread; "auto", or nothing, paces them (native._check_environment
+  // refuses any other value before the library loads).
   enum Mode { kPaced, kAll, kOne };
   static Mode Setting() {
     static const Mode mode = [] {
