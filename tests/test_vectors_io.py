@@ -1,4 +1,8 @@
 """Tests for w2v_jax.vectors_io: round trips, gensim compatibility, determinism, bad files."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -71,6 +75,21 @@ def test_the_native_text_writer_writes_pythons_bytes(tmp_path):
   assert b"".join(lines) == b"".join(vectors_io._text_rows(words, vectors))
   vectors_io.save_text(tmp_path / "v", words, vectors)
   assert (tmp_path / "v").read_bytes() == b"400 9\n" + b"".join(vectors_io._text_rows(words, vectors))
+
+
+def test_writing_vectors_starts_no_build(tmp_path):
+  """save_text in a process that has not loaded the kernels formats in Python: a file's writer does not
+  start the native build (seconds) behind the caller's back."""
+  code = ("import numpy as np; from w2v_jax import native, vectors_io; "
+          "vectors_io.save_text('v', ['a', 'b'], np.eye(2, dtype=np.float32)); "
+          "assert native._load.cache_info().currsize == 0")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "W2V_JAX_NATIVE_DIR": str(tmp_path / "native"), "PYTHONPATH": root}
+  out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert (tmp_path / "v").read_text() == "2 2\na 1 0\nb 0 1\n"
+  assert not (tmp_path / "native").exists()
 
 
 def test_text_layout_and_word2vec_c_quirks(tmp_path):

@@ -229,9 +229,10 @@ def core_round_trip_ns(trips: int = 2000) -> float | None:
 def text_rows(words: list[str], vectors: np.ndarray, block: int = 4096):
   """The lines of word2vec's text format for `words` and float32 `vectors` [V, D] ("word f_1 ... f_D\\n",
   floats as "%.9g" prints them: vectors_io.save_text's bytes), as an iterator of byte strings of `block`
-  rows each, formatted by text_rows.cc two blocks at a time (ctypes lets go of the GIL); None without
-  the kernels. The words must hold no b"\\n" (vectors_io checks that they hold no whitespace)."""
-  if not status().available:
+  rows each, formatted by text_rows.cc two blocks at a time (ctypes lets go of the GIL); None where the
+  kernels are not loaded (off, or not built in this process: writing a file does not start a build).
+  The words must hold no b"\\n" (vectors_io checks that they hold no whitespace)."""
+  if _load.cache_info().currsize == 0 or not status().available:
     return None
   vectors = np.ascontiguousarray(vectors, dtype=np.float32)
   blob = ("\n".join(words) + "\n").encode("utf-8")
