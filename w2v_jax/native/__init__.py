@@ -235,8 +235,12 @@ def text_rows(words: list[str], vectors: np.ndarray, block: int = 4096):
   if _load.cache_info().currsize == 0 or not status().available:
     return None
   vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+  if not words:
+    return iter(())
   blob = ("\n".join(words) + "\n").encode("utf-8")
   ends = np.flatnonzero(np.frombuffer(blob, np.uint8) == 10).astype(np.int64)
+  if len(ends) != len(words) or vectors.shape[0] != len(words):
+    raise ValueError(f"text_rows: {len(words)} words (one holding a newline?) for {vectors.shape[0]} rows")
   d = vectors.shape[1]
 
   def one(lo: int) -> bytes:
