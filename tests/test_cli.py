@@ -87,7 +87,7 @@ def test_an_unknown_pace_setting_is_one_line(tmp_path, monkeypatch):
   before the build starts, not silently paced."""
   monkeypatch.setenv("W2V_JAX_PACE", "fast")
   assert_one_line_error(run_train(tmp_path, f"--workdir={tmp_path / 'run'}", *TINY),
-                        "W2V_JAX_PACE=fast", "expected auto", "all", "one")
+                        "W2V_JAX_PACE='fast'", "expected auto", "all", "one")
 
 
 def test_bad_corpora_are_one_line(tmp_path):

@@ -273,11 +273,13 @@ _PACE_VALUES = ("", "auto", "all", "0", "one")   # fused_steps.cc, Pace::Setting
 
 
 def _check_environment() -> None:
-  """Raises W2VError for a W2V_JAX_PACE the kernels would not know (they would pace, without a word)."""
+  """Raises W2VError for a W2V_JAX_PACE the kernels would not know (they would pace, without a word),
+  where they would run: not with W2V_JAX_NATIVE=0 or off the CPU."""
   pace = os.environ.get("W2V_JAX_PACE", "")
-  if pace not in _PACE_VALUES:
-    raise W2VError(f"W2V_JAX_PACE={pace}: expected auto (or unset: the fused steps pick all threads or one, as "
-                   "measured), all (or 0: always all threads) or one (always one thread)")
+  if pace in _PACE_VALUES or os.environ.get("W2V_JAX_NATIVE", "1") == "0" or jax.default_backend() != "cpu":
+    return
+  raise W2VError(f"W2V_JAX_PACE={pace!r}: expected auto (or unset: the fused steps pick all threads or one, "
+                 "as measured), all (or 0: always all threads) or one (always one thread)")
 
 
 def status() -> Status:
@@ -304,6 +306,7 @@ def available() -> bool:
 
 def build(force: bool = False) -> Status:
   """Builds the kernels now (forgetting a remembered failure when `force`); returns the status."""
+  _check_environment()
   cxx = _compiler()
   if force and cxx is not None:
     lib_path = _build_dir() / f"w2v_native-{_key(cxx)}.so"

@@ -242,7 +242,7 @@ extern "C" double W2vCoreRoundTrip(int64_t trips, int32_t cpu_a, int32_t cpu_b) 
   return w2v::CoreRoundTrip(trips, cpu_a, cpu_b);
 }
 
-// For ctypes (native.format_text_rows()): w2v::FormatTextRows.
+// For ctypes (native.text_rows()): w2v::FormatTextRows.
 extern "C" int64_t W2vFormatTextRows(const char* words, const int64_t* word_ends, const float* vectors, int64_t rows,
                                      int64_t d, char* out, int64_t cap) {
   return w2v::FormatTextRows(words, word_ends, vectors, rows, d, out, cap);
