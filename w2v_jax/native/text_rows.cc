@@ -40,9 +40,9 @@ int64_t FormatTextRows(const char* words, const int64_t* word_ends, const float*
       if (res.ec != std::errc()) return -1;
       p = res.ptr;
 #else   // a library without float to_chars (GCC < 11): printf itself, slower, the same bytes on glibc
-      const int n = std::snprintf(p, static_cast<size_t>(end - p), "%.9g", static_cast<double>(v[j]));
-      if (n < 0 || n >= end - p) return -1;
-      p += n;
+      const int len = std::snprintf(p, static_cast<size_t>(end - p), "%.9g", static_cast<double>(v[j]));
+      if (len < 0 || len >= end - p) return -1;
+      p += len;
 #endif
     }
     *p++ = '\n';
