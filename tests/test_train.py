@@ -1,6 +1,7 @@
 """The training engine: both step paths agree, the chunk compiles once, training learns planted
 structure, and runs are reproducible and resumable bit for bit."""
 import dataclasses
+import time
 
 import jax
 import jax.numpy as jnp
@@ -199,6 +200,46 @@ def test_checkpoints_are_taken_by_time(tmp_path, every_s, expect_mid_run):
             on_log=lambda r: seen.append((run / "checkpoint.npz").exists()))
   assert len(seen) >= 4 and any(seen[2:-1]) == expect_mid_run
   assert (run / "checkpoint.npz").exists()
+
+
+def test_the_final_checkpoint_is_not_timed_as_training(tmp_path, monkeypatch):
+  """A finished run's last checkpoint is written after its steps: its write (made to take 2 s here) is in
+  fit's wall time but not in train_seconds, so words/s counts training only. It is on disk when fit
+  returns."""
+  from w2v_jax import corpus
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**TINY)
+  vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
+  slow_save = checkpoint.save
+
+  def save(*args, **kwargs):
+    slow_save(*args, **kwargs)
+    if args[2] == checkpoint.Position(cfg.epochs, 0):   # the final one
+      time.sleep(2.0)
+  monkeypatch.setattr(checkpoint, "save", save)
+  (tmp_path / "run").mkdir()
+  start = time.perf_counter()
+  result = train.fit(cfg, vocab, enc, workdir=tmp_path / "run", checkpoint_every_s=0.0)
+  wall = time.perf_counter() - start
+  assert result.status == "finished" and (tmp_path / "run" / "checkpoint.npz").exists()
+  assert result.history[-1]["final"] and wall >= result.train_seconds + 2.0
+  # the steps end with the final record (elapsed_s: seconds since the same start); the write is after them
+  assert result.train_seconds < result.history[-1]["elapsed_s"] + 1.0, (result.train_seconds, result.history[-1])
+
+
+def test_loss_png_is_redrawn_at_most_every_10_s(tmp_path, monkeypatch):
+  """The plotter skips log steps within MIN_INTERVAL_S (or 50x its last redraw) of the previous redraw, the
+  first included: at every log step it took 12-20% off the main job's words/s."""
+  clock = [100.0]
+  drawn = []
+  monkeypatch.setattr(api.time, "perf_counter", lambda: clock[0])
+  monkeypatch.setattr(api, "draw_loss", lambda workdir, cfg, records: drawn.append(len(records)))
+  plotter = api._Plotter(tmp_path, TrainConfig(**TINY))
+  for second in range(1, 26):   # a log step each second
+    clock[0] = 100.0 + second
+    plotter.draw([{}] * second)
+    plotter.wait()
+  assert drawn == [10, 20]   # at 10 s and 20 s, not at 1..9, 11..19, 21..25
 
 
 def test_the_auto_duplicate_cap_follows_k():

@@ -39,7 +39,8 @@ class FitResult:
   params: Params
   history: list[dict]           # one record per log step
   status: str                   # "finished" or "interrupted"
-  train_seconds: float          # wall time of the steps, first compile included
+  train_seconds: float          # wall time of the steps, first compile included (a finished run's last
+                                # checkpoint, written after them, is not)
   compile_seconds: float        # time the run waited for compilation (see `compile_ahead`)
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
@@ -279,6 +280,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
       if jax.process_index() == 0:
         writer.save(workdir, saved, where, {"fingerprint": meta})   # written in the background
 
+  t_steps = None   # when the steps ended, if they finished
   try:
     epoch, first, steps = position.epoch, position.step, 1
     for epoch in range(position.epoch, cfg.epochs):
@@ -314,6 +316,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         check_and_log(epoch, first, steps)
     if status == "finished":
       check_and_log(epoch, first, steps, final=True)
+      t_steps = time.perf_counter()   # the final checkpoint is not training: its write is not timed as such
       save(cfg.epochs, 0, 1)
   except BaseException:
     writer.wait(quiet=True)   # the last good checkpoint is on disk before the error leaves
@@ -323,6 +326,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   writer.wait()
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
-  return FitResult(host_state().params, history, status, time.perf_counter() - t0, max(compile_s, 0.0),
+  train_s = (time.perf_counter() if t_steps is None else t_steps) - t0
+  return FitResult(host_state().params, history, status, train_s, max(compile_s, 0.0),
                    words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line,
                    (native.contention() - contention_start).describe())
