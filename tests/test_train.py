@@ -227,6 +227,36 @@ def test_the_final_checkpoint_is_not_timed_as_training(tmp_path, monkeypatch):
   assert result.train_seconds < result.history[-1]["elapsed_s"] + 1.0, (result.train_seconds, result.history[-1])
 
 
+def test_the_final_checkpoint_is_written_beside_the_vectors_and_its_error_still_reaches_the_caller(
+    tmp_path, monkeypatch):
+  """api.train writes the vectors while the last checkpoint is written in the background, and returns
+  only once it is on disk; a failed write is raised (one W2VError), after the vectors were written."""
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**TINY)
+  slow_save = checkpoint.save
+  order = []
+
+  def save(workdir, state, position, meta):
+    if position == checkpoint.Position(cfg.epochs, 0):   # the final one
+      time.sleep(1.0)
+      order.append(("checkpoint", (workdir / "vectors.txt").exists()))
+    return slow_save(workdir, state, position, meta)
+  monkeypatch.setattr(checkpoint, "save", save)
+  result = api.train(cfg, [path], tmp_path / "a", cache_dir=tmp_path / "cache", checkpoint_every_s=0.0)
+  assert order == [("checkpoint", True)] and (tmp_path / "a" / "checkpoint.npz").exists()
+  assert result.summary["train_seconds"] > 0
+
+  def failing(workdir, state, position, meta):
+    if position == checkpoint.Position(cfg.epochs, 0):
+      time.sleep(0.5)
+      raise W2VError(f"cannot write {workdir / 'checkpoint.npz'}: No space left on device")
+    return slow_save(workdir, state, position, meta)
+  monkeypatch.setattr(checkpoint, "save", failing)
+  with pytest.raises(W2VError, match="No space left"):
+    api.train(cfg, [path], tmp_path / "b", cache_dir=tmp_path / "cache", checkpoint_every_s=0.0)
+  assert (tmp_path / "b" / "vectors.txt").exists()   # the finished work was written first
+
+
 def test_loss_png_is_redrawn_at_most_every_10_s(tmp_path, monkeypatch):
   """The plotter skips log steps within MIN_INTERVAL_S (or 50x its last redraw) of the previous redraw, the
   first included: at every log step it took 12-20% off the main job's words/s."""

@@ -46,6 +46,7 @@ class FitResult:
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
   pages: str = ""               # pages.place's line: how much of the tables was on huge pages, or why none
   threads: str = ""             # native.Contention.describe() of this run's fused steps ("" where none ran)
+  checkpoint_writer: checkpoint.Writer | None = None   # wait(): the last checkpoint on disk, or its error
 
 
 def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int,
@@ -168,8 +169,13 @@ def _differences(saved_meta: dict, meta: dict) -> str:
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
-        on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None) -> FitResult:
+        on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None,
+        wait_for_checkpoint: bool = True) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
+
+  `wait_for_checkpoint=False` returns while the last checkpoint is still being written (in the
+  background), with FitResult.checkpoint_writer to wait on: the caller then owes it a wait() (which
+  raises the write's error, if any). api.train writes the vectors meanwhile.
 
   `huge_pages`: the tables on huge pages on the CPU, on one device (pages.place; None: "auto", for tables
   of at least pages.AUTO_MIN_BYTES; FitResult.pages says what came of it and why). A runtime setting, as
@@ -323,10 +329,11 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
     raise
   finally:
     epochs_ahead.close()
-  writer.wait()
+  if wait_for_checkpoint:
+    writer.wait()
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
   train_s = (time.perf_counter() if t_steps is None else t_steps) - t0
   return FitResult(host_state().params, history, status, train_s, max(compile_s, 0.0),
                    words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line,
-                   (native.contention() - contention_start).describe())
+                   (native.contention() - contention_start).describe(), writer)
