@@ -165,8 +165,10 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
       if history:
         draw_loss(workdir, cfg, history)
       write_atomic(workdir / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
-  finally:
-    fit.checkpoint_writer.wait()   # on disk before the run returns; its error, if any, raised here
+  except BaseException:
+    fit.checkpoint_writer.wait(quiet=True)   # waited for; this error, not the write's, is the one reported
+    raise
+  fit.checkpoint_writer.wait()   # on disk before the run returns; its error, if any, raised here
   return RunResult(cfg, fit.params, vocab, fit.history, evaluation, summary, workdir)
 
 
