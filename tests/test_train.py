@@ -45,12 +45,12 @@ def test_word2vec_cbow_rule_differs_from_the_exact_step_only_in_w_in():
   assert not np.allclose(exact.W_in, w2v.W_in)
 
 
-def _fit(tmp_path, **kw):
+def _fit(tmp_path, fit_kw=None, **kw):
   from w2v_jax import corpus
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**{**TINY, **kw})
   vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
-  return vocab, train.fit(cfg, vocab, enc, log_every_s=0.0)
+  return vocab, train.fit(cfg, vocab, enc, **{"log_every_s": 0.0, **(fit_kw or {})})
 
 
 @pytest.mark.parametrize("model", models.NAMES)
@@ -202,24 +202,25 @@ def test_checkpoints_are_taken_by_time(tmp_path, every_s, expect_mid_run):
   assert (run / "checkpoint.npz").exists()
 
 
+def _before_the_final_checkpoint(monkeypatch, then):
+  """checkpoint.save, with then(workdir) run before a TINY run's final checkpoint is written."""
+  save = checkpoint.save
+
+  def wrapped(workdir, state, position, meta):
+    if position == checkpoint.Position(TINY["epochs"], 0):   # the final one
+      then(workdir)
+    return save(workdir, state, position, meta)
+  monkeypatch.setattr(checkpoint, "save", wrapped)
+
+
 def test_the_final_checkpoint_is_not_timed_as_training(tmp_path, monkeypatch):
   """A finished run's last checkpoint is written after its steps: its write (made to take 2 s here) is in
   fit's wall time but not in train_seconds, so words/s counts training only. It is on disk when fit
   returns."""
-  from w2v_jax import corpus
-  path = planted_corpus(tmp_path / "planted.txt")
-  cfg = TrainConfig(**TINY)
-  vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
-  slow_save = checkpoint.save
-
-  def save(*args, **kwargs):
-    slow_save(*args, **kwargs)
-    if args[2] == checkpoint.Position(cfg.epochs, 0):   # the final one
-      time.sleep(2.0)
-  monkeypatch.setattr(checkpoint, "save", save)
+  _before_the_final_checkpoint(monkeypatch, lambda workdir: time.sleep(2.0))
   (tmp_path / "run").mkdir()
   start = time.perf_counter()
-  result = train.fit(cfg, vocab, enc, workdir=tmp_path / "run", checkpoint_every_s=0.0)
+  _, result = _fit(tmp_path, fit_kw=dict(workdir=tmp_path / "run", checkpoint_every_s=0.0, log_every_s=2.0))
   wall = time.perf_counter() - start
   assert result.status == "finished" and (tmp_path / "run" / "checkpoint.npz").exists()
   assert result.history[-1]["final"] and wall >= result.train_seconds + 2.0
@@ -233,25 +234,21 @@ def test_the_final_checkpoint_is_written_beside_the_vectors_and_its_error_still_
   only once it is on disk; a failed write is raised (one W2VError), after the vectors were written."""
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**TINY)
-  slow_save = checkpoint.save
   order = []
 
-  def save(workdir, state, position, meta):
-    if position == checkpoint.Position(cfg.epochs, 0):   # the final one
-      time.sleep(1.0)
-      order.append(("checkpoint", (workdir / "vectors.txt").exists()))
-    return slow_save(workdir, state, position, meta)
-  monkeypatch.setattr(checkpoint, "save", save)
+  def slow(workdir):
+    time.sleep(1.0)
+    order.append(("checkpoint", (workdir / "vectors.txt").exists()))
+  _before_the_final_checkpoint(monkeypatch, slow)
   result = api.train(cfg, [path], tmp_path / "a", cache_dir=tmp_path / "cache", checkpoint_every_s=0.0)
   assert order == [("checkpoint", True)] and (tmp_path / "a" / "checkpoint.npz").exists()
   assert result.summary["train_seconds"] > 0
 
-  def failing(workdir, state, position, meta):
-    if position == checkpoint.Position(cfg.epochs, 0):
-      time.sleep(0.5)
-      raise W2VError(f"cannot write {workdir / 'checkpoint.npz'}: No space left on device")
-    return slow_save(workdir, state, position, meta)
-  monkeypatch.setattr(checkpoint, "save", failing)
+  def failing(workdir):
+    time.sleep(0.5)
+    raise W2VError(f"cannot write {workdir / 'checkpoint.npz'}: No space left on device")
+  monkeypatch.undo()
+  _before_the_final_checkpoint(monkeypatch, failing)
   with pytest.raises(W2VError, match="No space left"):
     api.train(cfg, [path], tmp_path / "b", cache_dir=tmp_path / "cache", checkpoint_every_s=0.0)
   assert (tmp_path / "b" / "vectors.txt").exists()   # the finished work was written first
