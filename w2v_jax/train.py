@@ -39,8 +39,8 @@ class FitResult:
   params: Params
   history: list[dict]           # one record per log step
   status: str                   # "finished" or "interrupted"
-  train_seconds: float          # wall time of the steps, first compile included (a finished run's last
-                                # checkpoint, written after them, is not)
+  train_seconds: float          # wall time of the steps, first compile included (not the last
+                                # checkpoint's write, nor a finished run's copy of the tables for it)
   compile_seconds: float        # time the run waited for compilation (see `compile_ahead`)
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
@@ -329,11 +329,11 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
     raise
   finally:
     epochs_ahead.close()
+  train_s = (time.perf_counter() if t_steps is None else t_steps) - t0   # not the wait below, either way
   if wait_for_checkpoint:
     writer.wait()
   jax.block_until_ready(state)
   words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
-  train_s = (time.perf_counter() if t_steps is None else t_steps) - t0
   return FitResult(host_state().params, history, status, train_s, max(compile_s, 0.0),
                    words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line,
                    (native.contention() - contention_start).describe(), writer)
