@@ -232,17 +232,25 @@ def test_fused_step_is_deterministic_across_threads(model):
       assert np.array_equal(a, b)
 
 
-_PACED = r"""
+def _random_spans(V: int, D: int, B: int, calls: int) -> str:
+  """The start of a script that a test runs in its own process (with its own W2V_JAX_PACE, or beside busy
+  loops): seeded random `params` [V, D], `calls` SpanBatches of S = 16 steps of B windows (W = 5, K = 5),
+  and `lrs`."""
+  return f"""
 import jax, jax.numpy as jnp, numpy as np
 from w2v_jax import native
 from w2v_jax.types import Params, SpanBatch
 rng = np.random.default_rng(0)
-V, D, B, W, K, S, calls = 2000, 32, 256, 5, 5, 16, 5
+V, D, B, W, K, S = {V}, {D}, {B}, 5, 5, 16
 params = Params(jnp.asarray(rng.normal(size=(V, D)) * 0.1, jnp.float32), jnp.zeros((V, D), jnp.float32))
 spans = [SpanBatch(jnp.asarray(rng.integers(0, V, (S, B + 2 * W)).astype(np.int32)),
                    jnp.asarray((rng.random((S, B, 2 * W)) < 0.6).astype(np.float32)),
-                   jnp.asarray(rng.integers(0, V, (S, B, K)).astype(np.int32))) for _ in range(calls)]
+                   jnp.asarray(rng.integers(0, V, (S, B, K)).astype(np.int32))) for _ in range({calls})]
 lrs = jnp.full((S,), 0.05, jnp.float32)
+"""
+
+
+_PACED = _random_spans(V=2000, D=32, B=256, calls=5) + r"""
 def train(model, threads):
   if model == "cbow_neg":
     f = lambda p, s: native.cbow_neg_span_step(p, s, lrs, 32.0, cbow_context_grad="sum", threads=threads)[0]
@@ -459,18 +467,8 @@ def test_a_chunk_in_one_kernel_call_equals_one_call_per_step(model, extra, tmp_p
   assert loss[0] > loss[-2] > 0 and loss[-1] == 0.0
 
 
-_CROWDED = r"""
+_CROWDED = _random_spans(V=20000, D=64, B=1024, calls=12) + r"""
 import os, subprocess, sys, time
-import jax, jax.numpy as jnp, numpy as np
-from w2v_jax import native
-from w2v_jax.types import Params, SpanBatch
-rng = np.random.default_rng(0)
-V, D, B, W, K, S = 20000, 64, 1024, 5, 5, 16
-params = Params(jnp.asarray(rng.normal(size=(V, D)) * 0.1, jnp.float32), jnp.zeros((V, D), jnp.float32))
-spans = [SpanBatch(jnp.asarray(rng.integers(0, V, (S, B + 2 * W)).astype(np.int32)),
-                   jnp.asarray((rng.random((S, B, 2 * W)) < 0.6).astype(np.float32)),
-                   jnp.asarray(rng.integers(0, V, (S, B, K)).astype(np.int32))) for _ in range(12)]
-lrs = jnp.full((S,), 0.05, jnp.float32)
 f = jax.jit(lambda p, s: native.cbow_neg_span_step(p, s, lrs, 32.0, cbow_context_grad="sum")[0],
             donate_argnums=0)
 def train():
