@@ -71,7 +71,7 @@ def main(argv):
     near = evaluate.nearest(result.vocab.words, vectors, word, k=6)
     print(f"  {word:>10}: " + ", ".join(f"{w} ({c:.2f})" for w, c in near))
   where = "vectors.txt" + (", vectors.bin" if FLAGS.binary else "")
-  print(f"wrote {where}, vocab.tsv, metrics.jsonl, loss.png, summary.json to {FLAGS.workdir}")
+  print(f"wrote {where}, vocab.tsv, metrics.jsonl, loss.png, summary.json, checkpoint.npz to {FLAGS.workdir}")
   print(json.dumps({k: s[k] for k in ("analogy_accuracy", "ws353_spearman", "simlex999_spearman",
                                        "words_per_sec", "final_loss")}))
   return 130 if s["status"] == "interrupted" else 0

@@ -149,7 +149,7 @@ class CoreSampler:
   """While a run goes on, the round trip of a cache line between the first two CPUs, every `every` seconds
   (native.core_round_trip_ns, a fraction of a millisecond of both CPUs each time). On this machine it
   has spells of several times its usual value, when the host places the two vCPUs far apart, and the
-  two-thread steps slow down with it (README, "The slow spells", has the figures). `cores_far` is the
+  two-thread steps slow down with it (docs/performance.md, "The slow spells", has the figures). `cores_far` is the
   share of samples over FAR_NS, between the two."""
   FAR_NS = 150.0
 

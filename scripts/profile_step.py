@@ -9,10 +9,10 @@
 It builds the chunk `train.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
 steady-state steps, then records a jax.profiler trace with XLA:CPU's per-thunk trace events on and prints
 the time of each kind of op per step, summed over threads (so the total can exceed the wall time when
-XLA runs independent ops at once). This is the profile the performance notes in the README quote.
+XLA runs independent ops at once). This is the profile the performance notes in docs/performance.md quote.
 With --timeline N it then runs N more seconds of steps and prints each second's ms a step beside the
 round trip of a cache line between the first two CPUs taken right after it (native.core_round_trip_ns:
-README, "The slow spells"), and how many steps ran on one thread (fused_steps.cc, Pace;
+docs/performance.md, "The slow spells"), and how many steps ran on one thread (fused_steps.cc, Pace;
 W2V_JAX_PACE=all runs them all on every thread, W2V_JAX_PACE=one on one).
 """
 import argparse

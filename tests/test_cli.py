@@ -83,7 +83,7 @@ def test_bad_flags_are_one_line(tmp_path, flags, fragments):
 
 
 def test_an_unknown_pace_setting_is_one_line(tmp_path, monkeypatch):
-  """W2V_JAX_PACE (a measuring knob, README "The slow spells"): a value the kernels do not know is refused
+  """W2V_JAX_PACE (a measuring knob, docs/performance.md, "The slow spells"): a value the kernels do not know is refused
   before the build starts, not silently paced."""
   monkeypatch.setenv("W2V_JAX_PACE", "fast")
   assert_one_line_error(run_train(tmp_path, f"--workdir={tmp_path / 'run'}", *TINY),

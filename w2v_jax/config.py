@@ -35,7 +35,7 @@ class TrainConfig:
                                      # a number, None (off), or "auto" (dup_cap: 32 up to K = 5, less above)
   hogwild: bool = False              # fused kernels: word2vec.c's unsynchronised updates (not bit-reproducible)
   layout: str = "auto"               # a step's batch: "span", "buckets", "batch"; auto: engine.select_step
-  steps_per_call: int = 32           # training steps per jitted call (README, "Results": 16 was slower)
+  steps_per_call: int = 32           # training steps per jitted call (docs/performance.md: 16 was slower)
   optimizer: str = "word2vec"        # "word2vec": word2vec's sparse SGD; or sgd, adam, adagrad, rmsprop on
   optimizer_on: str = "rows"         # the touched rows (row_optimizers.py) or the whole tables (optax)
   eval_with: str = "in"              # vectors to evaluate/export: "in" (W_in) or "in+out" (W_in + W_out)

@@ -122,7 +122,7 @@ def _scatter_context(batch: Batch, dh, n, cbow_context_grad: str):
 
 def weighted_rows(w, rows):
   """Σ_j w[b, j] rows[b, j, :] -> [B, D], the einsum "bj,bjd->bd" written out over j: XLA:CPU lowers
-  that batched dot to a slow loop (README, "Where the time goes")."""
+  that batched dot to a slow loop (docs/performance.md, "Where the time goes")."""
   return sum(w[:, j, None] * rows[:, j] for j in range(rows.shape[1]))
 
 

@@ -7,10 +7,10 @@ a walk is two walks). On 2 MB pages the same TLB covers GBs.
 
 By default (`enabled=None`, "auto") the tables go on huge pages when they take at least AUTO_MIN_BYTES
 (512 MB: V ≥ about 670k at D = 100); `--huge_pages` / `--nohuge_pages` (True / False) force either way.
-Measured in the README ("Huge pages"): at V = 965k (736 MB of tables) the steps ran faster on huge pages
-in most runs; at V = 256k (195 MB) the difference was inside this machine's noise, and at V = 22k there
-was none. Below 512 MB the page tables of 4 kB pages (8 bytes per 4 kB) still fit in a core's L2 and a
-walk is cheap; above it they do not.
+Measured in the README ("Huge pages") and docs/performance.md ("Huge pages: the measurements"): at V = 965k
+(736 MB of tables) the steps ran faster on huge pages in most runs; at V = 256k (195 MB) the difference was
+inside this machine's noise, and at V = 22k there was none. Below 512 MB the page tables of 4 kB pages (8
+bytes per 4 kB) still fit in a core's L2 and a walk is cheap; above it they do not.
 
 Linux backs an anonymous range with transparent huge pages (THP) when THP is "always", or when it is
 "madvise" and the range was advised MADV_HUGEPAGE before its first touch; pages already touched stay

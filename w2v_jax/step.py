@@ -99,7 +99,7 @@ def make_fused_step(kernel: Callable, options: dict, max_dup: float | None, per_
 def make_fused_steps(kernel: Callable, options: dict, max_dup: float | None, per_pair: bool) -> Callable:
   """steps(state, spans, lrs) -> (state, summed Metrics): S steps of `make_fused_step`, their SpanBatches
   stacked on a leading axis and their lrs [S], in one call of the kernel, in order: the same tables as S
-  calls, without XLA's work between two kernels (README, "Where the time goes")."""
+  calls, without XLA's work between two kernels (docs/performance.md, "Where the time goes")."""
   def steps(state: TrainState, spans: SpanBatch, lrs) -> tuple[TrainState, Metrics]:
     params, loss = kernel(state.params, spans, lrs, max_dup, **options)
     return (state._replace(params=params),

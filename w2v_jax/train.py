@@ -90,8 +90,8 @@ class EpochsAhead:
 
   def _draw(self, epoch: int) -> batches.EpochData:
     # Waits here, on this thread, for the arrays' transfer to the device: jnp.asarray returns before
-    # the copy is done, and left pending it ran inside the first chunk call (README, "Vocabulary
-    # scaling": the first chunk call).
+    # the copy is done, and left pending it ran inside the first chunk call (docs/performance.md,
+    # "The first chunk call at V ≈ 1M").
     return jax.block_until_ready(epoch_data(*self._args, epoch, self._noise.result()))
 
   def get(self, epoch: int) -> batches.EpochData:
@@ -111,7 +111,7 @@ class EpochsAhead:
 
 class compile_ahead:
   """The jitted chunk, compiled on a background thread from the shapes alone, while the caller initialises
-  the tables and draws the first epoch (the figures are in the README's "Results"). Calling it waits for
+  the tables and draws the first epoch (the figures are in docs/performance.md). Calling it waits for
   the compilation, then runs the compiled chunk: the same computation as calling `chunk`. `waited` is the
   time callers spent waiting. A failed compilation raises at the call."""
 

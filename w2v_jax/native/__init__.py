@@ -6,7 +6,7 @@ gradient and both tables' updates, in place on the donated tables, on the callin
 threads of XLA's CPU pool. Each equals its pure-JAX step (`*_span_step_reference`: the rewrites.py maths,
 then rows.py's update) to float rounding, not bit for bit, since its dot products add in an order of its
 own; and each is deterministic, whatever the number of threads (tests/test_native.py). `FUSED_STEPS` maps
-a model's `native_step` name to its kernel. Why they are faster than XLA here: README, "Where the time goes".
+a model's `native_step` name to its kernel. Why they are faster than XLA here: docs/performance.md, "Where the time goes".
 
 Huge pages. `huge_page_copy(x, huge_page)` is a copy of x whose memory was advised MADV_HUGEPAGE before
 the copy wrote it (pages.cc); pages.py uses it to put the tables on huge pages.

@@ -1,7 +1,7 @@
 // CoreRoundTrip: how long a cache line takes to go from one CPU to another and back: what every row that
 // one thread of a fused step writes and another reads pays (fused_steps.cc, Pace). On this project's
 // 2-vCPU machine it has spells of several times its usual value (the host placing the vCPUs apart), and
-// the two-thread steps slow down with it (README, "The slow spells"); scripts/bench.py samples it during
+// the two-thread steps slow down with it (docs/performance.md, "The slow spells"); scripts/bench.py samples it during
 // each run it times, so that each figure says which spell it ran in.
 #include <algorithm>
 #include <atomic>

@@ -114,12 +114,12 @@ class Crew {
 // Stalls. A helper that took a chunk and then lost its core holds the whole phase until the scheduler runs
 // it again, milliseconds later. With more runnable threads than cores (another program, or this process's
 // own, such as the thread that draws the next epoch) a step on all threads was then slower than on one
-// (README, "Stalls"). So a wait for a helper's chunk far longer than the phase's own work (kStallMin, or
-// 4x the caller's part) is a stall, and the next ParallelFor calls run on the caller alone: kFirstSpan
-// calls, doubled while stalls come back within 4 spans of the last one's end (up to kMaxSpan), back to
-// kFirstSpan once they stop. A 300 us threshold with doubling only within 1 span was no faster beside a
-// busy loop (the README has the figures). The tables are the same bits on any number of threads: this
-// changes only the time. ContentionCounts reports it.
+// (docs/performance.md, "Stalls: a machine in use"). So a wait for a helper's chunk far longer than the
+// phase's own work (kStallMin, or 4x the caller's part) is a stall, and the next ParallelFor calls run on the
+// caller alone: kFirstSpan calls, doubled while stalls come back within 4 spans of the last one's end (up to
+// kMaxSpan), back to kFirstSpan once they stop. A 300 us threshold with doubling only within 1 span was no
+// faster beside a busy loop (docs/performance.md has the figures). The tables are the same bits on any number
+// of threads: this changes only the time. ContentionCounts reports it.
 class Contention {
  public:
   static Contention& Get() {
@@ -157,16 +157,16 @@ class Contention {
 // Threads that pay. On a shared host the two vCPUs of a small VM are sometimes placed far apart, for
 // seconds at a time: a cache line's round trip between them then takes several times as long (cores.cc
 // measures it), and so does every row that one thread of a step writes and the other reads; the
-// two-thread step has then run slower than one thread (README, "The slow spells", has the figures). The
-// bits do not depend on the threads, so a step asked to run on all of them (threads = 0) times itself
-// and runs where it is faster: on all threads or on one. Each period ends with kProbe steps on the other
-// setting, of which the first kSkip are not counted (they pay for moving the rows between the caches);
-// the preferred changes when the other's mean is below kMargin of the preferred's running mean (1/16 of
-// each of its steps). On all threads, the period doubles from kMinPeriod to kMaxPeriod while one thread
-// keeps losing, or at once grows to the length whose probes cost no more than kBudget of its time, where
-// one thread is far slower (one of many cores). On one thread it stays kMinPeriod: probing all threads
-// costs little there, and a step left on one thread after the spell ended costs twice its time.
-// One per kernel (their times differ), used under the step's lock; the counts are read from any thread.
+// two-thread step has then run slower than one thread (docs/performance.md, "The slow spells", has the
+// figures). The bits do not depend on the threads, so a step asked to run on all of them (threads = 0) times
+// itself and runs where it is faster: on all threads or on one. Each period ends with kProbe steps on the
+// other setting, of which the first kSkip are not counted (they pay for moving the rows between the caches);
+// the preferred changes when the other's mean is below kMargin of the preferred's running mean (1/16 of each
+// of its steps). On all threads, the period doubles from kMinPeriod to kMaxPeriod while one thread keeps
+// losing, or at once grows to the length whose probes cost no more than kBudget of its time, where one thread
+// is far slower (one of many cores). On one thread it stays kMinPeriod: probing all threads costs little
+// there, and a step left on one thread after the spell ended costs twice its time. One per kernel (their
+// times differ), used under the step's lock; the counts are read from any thread.
 class Pace {
  public:
   // W2V_JAX_PACE in the environment, to measure what it buys: "all" (or 0) runs every step on all threads
