@@ -64,8 +64,8 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
   flags.DEFINE_bool("compile_cache", True, "keep XLA's compiled training steps under <cache_dir>/xla, so a "
                     "rerun or a sweep's next run of the same shapes loads them instead of compiling")
-  flags.DEFINE_bool("huge_pages", None, "on the CPU, copy the tables onto 2 MB transparent huge pages before "
-                    "training: faster steps at large vocabularies for a one-off copy (README, Huge pages; the "
+  flags.DEFINE_bool("huge_pages", None, "on the CPU, make the tables on 2 MB transparent huge pages (a resumed "
+                    "run's are copied there): faster steps at large vocabularies (README, Huge pages; the "
                     "same bits). Unset: auto, on for 512 MB of tables or more (V >= ~670k at dim 100); "
                     "--huge_pages / --nohuge_pages force it. The run says how much of them the kernel put "
                     "there, or why none")

@@ -18,7 +18,10 @@ printed):
 The first call of a chunk compiles it: "compile s" is the first call's time less a steady call's.
 Measurements are added in that order until --time_budget_s is spent; every measurement rewrites the JSON
 file ($OUT/device_check.json when $OUT is set, else ./device_check.json, or --json), so a run cut short
-still leaves its figures. The last line of stdout is the same JSON.
+still leaves its figures. The last line of stdout is a short JSON of the headline figures (the best words/s
+per model and D, the GFLOP/s, the file's path). On a machine where nvidia-smi sees a GPU but JAX runs on
+the CPU (JAX_PLATFORMS unset), it stops at once with exit code 3 and says so: CPU figures must not pass for
+the device's.
 """
 import argparse
 import json
@@ -161,10 +164,7 @@ class Data:
 
 def _select(cfg, counts):
   from w2v_jax import engine
-  try:
-    return engine.select_step(cfg, counts=counts)
-  except TypeError:   # an engine without the counts argument
-    return engine.select_step(cfg)
+  return engine.select_step(cfg, counts=counts)
 
 
 def _timed_calls(call, slice_s: float, max_calls: int = 1 << 20):
@@ -244,8 +244,16 @@ def measure_softmax(model: str, D: int, data: Data, args, slice_s: float) -> dic
   steps_per_sec = rec["calls"] * rec["steps_per_call"] / rec["seconds"]
   rec["gflops"] = 3 * 2.0 * B * V * D * steps_per_sec / 1e9
   rec["examples_per_sec"] = B * steps_per_sec
-  rec["matmul_gflops"] = measure_matmul(B, V, D, min(slice_s, 1.0))
+  try:   # the step's figure stands even if the plain matmul beside it fails
+    rec["matmul_gflops"] = measure_matmul(B, V, D, min(slice_s, 1.0))
+  except Exception as e:   # noqa: BLE001
+    rec["matmul_gflops"], rec["matmul_error"] = None, f"{type(e).__name__}: {_first_line(e)}"
   return rec
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0] if text else ""
 
 
 # ----------------------------------------------------------------------------------- the run
@@ -255,24 +263,48 @@ def _fmt_rate(x: float) -> str:
 
 
 def train_line(r: dict) -> str:
-  return (f"{r['model']:<9} D={r['D']:<4} B={r['B']:<6} layout={r['layout']:<7} native={str(r['native']):<5} "
-          f"compile {r['compile_s']:6.2f}s  {r['ms_per_step']:8.3f} ms/step  words/s {_fmt_rate(r['words_per_sec']):>8}"
+  return (f"{r['model']:<9} D={r['D']:<4} B={r['B']:<6} S={r['steps_per_call']:<3} layout={r['layout']:<7} "
+          f"native={str(r['native']):<5} compile {r['compile_s']:6.2f}s  {r['ms_per_step']:8.3f} ms/step  words/s {_fmt_rate(r['words_per_sec']):>8}"
           f"  centers/s {_fmt_rate(r['centers_per_sec']):>8}  loss {r['last_chunk_loss']:.3f}  step: {r['step']}")
 
 
 def softmax_line(r: dict) -> str:
   return (f"{r['model']:<9} D={r['D']:<4} B={r['B']:<6} V={r['V']:<6} layout={r['layout']:<7} "
           f"native={str(r['native']):<5} compile {r['compile_s']:6.2f}s  {r['ms_per_step']:8.3f} ms/step  "
-          f"GFLOP/s {r['gflops']:8.1f}  plain matmul GFLOP/s {r['matmul_gflops']:8.1f}  "
+          f"GFLOP/s {r['gflops']:8.1f}  plain matmul GFLOP/s {_gflops(r['matmul_gflops']):>8}  "
           f"words/s {_fmt_rate(r['words_per_sec']):>8}  step: {r['step']}")
 
 
-class _Stop(Exception):
+def _gflops(x) -> str:
+  return "failed" if x is None else f"{x:.1f}"
+
+
+class _Stop(BaseException):   # not an Exception: no `except Exception` on the way may swallow the stop
   pass
 
 
 def _on_term(signum, frame):   # `timeout` sends SIGTERM: finish the JSON, then go
   raise _Stop(f"signal {signum}")
+
+
+def _write_json(path: str, result: dict) -> None:
+  """The whole record, atomically (a run cut short keeps what it had)."""
+  result["elapsed_s"] = round(time.perf_counter() - T0, 2)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(tmp, path)
+
+
+def _brief(result: dict, path: str) -> dict:
+  """stdout's last line: the headline figures (a few hundred bytes, so a tool that keeps only the end of
+  the output still has them and the lines above); the whole record is in `path`."""
+  return {"json": path, "complete": result["complete"], "platform": result["platform"],
+          "device_kind": result["device_kind"], "error": result.get("error"),
+          "best": [{k: b[k] for k in ("model", "D", "B", "layout", "words_per_sec")} for b in result.get("best", [])],
+          "softmax": [{k: r[k] for k in ("model", "D", "gflops", "matmul_gflops")} for r in result["softmax"]],
+          "failed": len(result["errors"]), "skipped": len(result["skipped"])}
 
 
 def main(argv=None) -> int:
@@ -295,23 +327,25 @@ def main(argv=None) -> int:
             "devices": len(jax.devices()), "jax": jax.__version__, "jaxlib": jaxlib_version,
             "python": platform.python_version(), "host": platform.node(),
             "matmul_precision": str(getattr(jax.config, "jax_default_matmul_precision", "?")),
+            "matmul_precision_note": "None is JAX's default: on NVIDIA Ampere/Hopper GPUs float32 matmuls then "
+                                     "run as TF32",
             "native": {"available": nat.available, "reason": nat.reason, "seconds": round(native_s, 2)},
             "args": vars(args), "corpora": [], "train": [], "softmax": [], "skipped": [], "errors": []}
   print(f"platform {backend}  device {dev.device_kind} (x{len(jax.devices())})  jax {jax.__version__}  "
         f"jaxlib {jaxlib_version}  python {platform.python_version()}", flush=True)
   print(f"native: {nat.reason} ({native_s:.1f}s)", flush=True)
   if backend == "cpu" and shutil.which("nvidia-smi") and not os.environ.get("JAX_PLATFORMS"):
-    result["warning"] = "nvidia-smi is here but JAX runs on the CPU: is a CUDA jaxlib (jax[cuda12]) installed?"
-    print("WARNING: " + result["warning"], flush=True)
+    # A GPU machine whose JAX fell back to the CPU: CPU figures would pass for the device's. Stop at once
+    # (the device time is scarce), saying why; JAX_PLATFORMS=cpu runs the CPU check on purpose.
+    result["error"] = ("nvidia-smi sees a GPU but JAX runs on the CPU: install a CUDA jaxlib (jax[cuda12]) or "
+                       "check the CUDA libraries; set JAX_PLATFORMS=cpu to measure the CPU on purpose")
+    print("error: " + result["error"], flush=True)
+    _write_json(args.json, result)
+    print(json.dumps(_brief(result, args.json)), flush=True)
+    return 3
 
   def save():
-    result["elapsed_s"] = round(time.perf_counter() - T0, 2)
-    folder = os.path.dirname(os.path.abspath(args.json))
-    os.makedirs(folder, exist_ok=True)
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(result, f, indent=1)
-    os.replace(tmp, args.json)
+    _write_json(args.json, result)
 
   def over_budget() -> bool:
     return time.perf_counter() - T0 >= args.time_budget_s
@@ -339,7 +373,7 @@ def main(argv=None) -> int:
         raise
       except Exception as e:   # noqa: BLE001  (an OOM at a large B, a layout a model lacks): go on
         core_failed |= core
-        msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        msg = f"{type(e).__name__}: {_first_line(e)}"
         result["errors"].append({**what, "error": msg})
         print(f"{model:<9} D={D:<4} B={B:<6} layout={layout}: FAILED {msg}", flush=True)
         if core:
@@ -351,14 +385,16 @@ def main(argv=None) -> int:
       save()
       return r
 
-    print("\n-- negative sampling: words/s (raw corpus words, as the trainer counts them) --", flush=True)
+    print("\n-- negative sampling: words/s (raw corpus words, as the trainer counts them), steady state over "
+          f"about {args.time_slice_s:g} s, compilation excluded (its own column); S: steps per call --", flush=True)
     for D in dims:
       for model in models_:
         for layout in layouts:
           run_train(model, D, Bs[0], layout, core=True)
 
     if _names(args.softmax_models):
-      print("\n-- full softmax: GFLOP/s = 3 matmuls of 2*B*V*D per step --", flush=True)
+      print("\n-- full softmax: GFLOP/s = 3 matmuls of 2*B*V*D per step, steady state; float32 at JAX's "
+            "default precision (TF32 on Ampere/Hopper GPUs), the plain matmul likewise --", flush=True)
     sm_data = None
     for D in _ints(args.softmax_dims):   # D outer: every model at the first D before the budget runs out
       for model in _names(args.softmax_models):
@@ -376,7 +412,7 @@ def main(argv=None) -> int:
           raise
         except Exception as e:   # noqa: BLE001
           core_failed = True
-          msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+          msg = f"{type(e).__name__}: {_first_line(e)}"
           result["errors"].append({**what, "error": msg})
           print(f"{model:<9} D={D}: FAILED {msg}", flush=True)
           traceback.print_exc()
@@ -425,14 +461,14 @@ def main(argv=None) -> int:
     print(f"{b['model']:<9} D={b['D']:<4} {_fmt_rate(b['words_per_sec']):>8} words/s  "
           f"({_fmt_rate(b['centers_per_sec'])} centers/s) at B={b['B']}, layout={b['layout']}", flush=True)
   for r in result["softmax"]:
-    print(f"{r['model']:<9} D={r['D']:<4} {r['gflops']:8.1f} GFLOP/s (plain matmul {r['matmul_gflops']:.1f}) "
+    print(f"{r['model']:<9} D={r['D']:<4} {r['gflops']:8.1f} GFLOP/s (plain matmul {_gflops(r['matmul_gflops'])}) "
           f"at B={r['B']}, V={r['V']}", flush=True)
   if result["skipped"]:
     print(f"skipped for time: {len(result['skipped'])} measurement(s)", flush=True)
   result["complete"] = "stopped" not in result
   save()
   print(f"wrote {args.json} ({time.perf_counter() - T0:.1f}s in all)", flush=True)
-  print(json.dumps(result), flush=True)
+  print(json.dumps(_brief(result, args.json)), flush=True)   # one short line: the whole record is in the file
   if "stopped" in result:
     return 124
   return 1 if core_failed else 0

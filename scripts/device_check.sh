@@ -11,13 +11,23 @@
 # ./device_check.json; the JSON is rewritten after every measurement, so a run cut short keeps its figures.
 # Needs jax, optax and numpy only: no corpus files, no gensim, no network, no `pip install` of the package.
 # Flags go to scripts/device_bench.py (`bash scripts/device_check.sh --help`), e.g. --time_budget_s=120.
+# The Python: $PYTHON if set, else the first of python3 and python that imports jax.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY=${PYTHON:-$(command -v python || command -v python3)}
+PY=""
+for c in ${PYTHON:-python3 python}; do
+  if command -v "$c" >/dev/null 2>&1 && "$c" -c "import jax" >/dev/null 2>&1; then PY=$(command -v "$c"); break; fi
+done
+if [ -z "$PY" ]; then
+  echo "error: no Python here imports jax (tried: ${PYTHON:-python3 python}); install jax or set PYTHON=/path/to/python" >&2
+  exit 2
+fi
+echo "python: $PY"
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi -L || true
 fi
 # The bench stops adding measurements after --time_budget_s (240 s); timeout is the hard stop (SIGTERM: the
-# bench writes what it has and exits 124; SIGKILL 5 s later if it cannot).
-exec timeout -k 5 290 "$PY" scripts/device_bench.py "$@"
+# bench writes what it has and exits 124; SIGKILL 5 s later if it cannot): 290 s, or $DEVICE_CHECK_TIMEOUT_S
+# for a longer --time_budget_s.
+exec timeout -k 5 "${DEVICE_CHECK_TIMEOUT_S:-290}" "$PY" scripts/device_bench.py "$@"

@@ -121,8 +121,9 @@ def _scatter_context(batch: Batch, dh, n, cbow_context_grad: str):
 
 
 def weighted_rows(w, rows):
-  """Σ_j w[b, j] rows[b, j, :] -> [B, D], the einsum "bj,bjd->bd" written out over j: XLA:CPU lowers
-  that batched dot to a slow loop (docs/performance.md, "Where the time goes")."""
+  """Σ_j w[b, j] rows[b, j, :] -> [B, D], the einsum "bj,bjd->bd" written out over j (XLA:CPU ran that
+  batched dot as a slow loop when this was written; with jax 0.10.2 at B = 1024, C = 10, D = 100 the two
+  forms took 87-132 µs alike, jitted alone)."""
   return sum(w[:, j, None] * rows[:, j] for j in range(rows.shape[1]))
 
 

@@ -4,7 +4,7 @@
 // writes its result once: a window's 1 + K dot products in one pass over h, ∂L/∂h = Σ_t g_t T_t in one
 // pass instead of 1 + K read-modify-writes of it. The plain loops ran one after another, each waiting on
 // the last (the dot's 16-lane sum, then its tree, then the scalar that scales the next loop;
-// docs/performance.md's "Where the time goes" has the cycle counts). GCC's vector extensions fix the lanes
+// docs/performance.md, "This round: one pass over each row", has the cycle counts). GCC's vector extensions fix the lanes
 // (16 floats; split in two where the CPU has no 512-bit registers) and the order of every sum,
 // -ffp-contract=off keeps a · b + c two roundings, and the tail (d mod 16 floats) runs in scalars, in order,
 // as the plain loops ran it.
