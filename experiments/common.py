@@ -134,6 +134,8 @@ def engine_line(e: dict) -> str:
 
 def print_engine(e: dict) -> None:
   print(engine_line(e), flush=True)
+  if e.get("memory"):
+    print(f"warning: {e['memory']}", flush=True)
 
 
 def mesh_from_flags(FLAGS):
@@ -192,5 +194,14 @@ def run_main(main):
     except W2VError as e:
       fail(str(e))
     except OSError as e:
-      fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+      fail(f"{e.strerror or e}: {e.filename} (check the path and its permissions)" if e.filename else str(e))
+    except MemoryError:
+      fail("out of memory: lower --dim, --batch_size or --steps_per_call, or shrink the vocabulary "
+           "(--min_count, --max_vocab_size)")
+    except Exception as e:   # noqa: BLE001  XLA's out-of-memory error, whatever its class in this jax version
+      if "RESOURCE_EXHAUSTED" not in str(e):
+        raise
+      first = str(e).strip().splitlines()[0]
+      fail(f"out of memory ({first}): lower --dim, --batch_size or --steps_per_call, or shrink the vocabulary "
+           "(--min_count, --max_vocab_size)")
   return wrapped

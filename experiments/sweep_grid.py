@@ -130,14 +130,23 @@ def _config_diff(recorded: dict, cfg: TrainConfig) -> list[str]:
           for f in dataclasses.fields(TrainConfig) if getattr(old, f.name) != getattr(cfg, f.name)]
 
 
+def corpus_stats(corpus_files: list[str]) -> list[list[int]]:
+  """Each corpus file's size and modification time: a file rewritten in place is another corpus."""
+  return [[os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in corpus_files]
+
+
 def check_existing(run_dir: pathlib.Path, cfg: TrainConfig, corpus_files: list[str]) -> None:
-  """Raises W2VError if run_dir already holds a run of other settings or another corpus."""
+  """Raises W2VError if run_dir already holds a run of other settings or another corpus (other files, or the
+  same files changed since: their sizes and times are recorded)."""
   record = _read_json(run_dir / RUN_RECORD) or {}
   summary = _read_json(run_dir / "summary.json") or {}
   recorded = record.get("config") or summary.get("config")
   diff = [] if recorded is None else _config_diff(recorded, cfg)
   if record.get("corpus") not in (None, corpus_files):
     diff.append(f"corpus {', '.join(record['corpus'])} there")
+  elif record.get("corpus_stat") not in (None, corpus_stats(corpus_files)):
+    changed = [f for f, old, new in zip(corpus_files, record["corpus_stat"], corpus_stats(corpus_files)) if old != new]
+    diff.append(f"{', '.join(changed)} changed since that run (size or modification time)")
   if diff:
     raise W2VError(f"{run_dir} holds a run with other settings ({'; '.join(diff)}): use another --workdir, "
                    "or delete that directory")
@@ -273,7 +282,11 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
       emit({"event": "resume" if resume else "start", **event})
       run_dir.mkdir(parents=True, exist_ok=True)
       _write_atomic(run_dir / RUN_RECORD, json.dumps({"name": name, "config": json.loads(cfg.to_json()),
-                                                      "corpus": corpus_files}, indent=2) + "\n")
+                                                      "corpus": corpus_files,
+                                                      "corpus_stat": corpus_stats(corpus_files)}, indent=2) + "\n")
+      if not resume:   # this sweep's own run directory: what an unfinished earlier try left goes
+        for stale in ("summary.json", "vectors.txt", "vectors.bin", "metrics.jsonl"):
+          (run_dir / stale).unlink(missing_ok=True)
       try:
         result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
                            should_stop=should_stop, checkpoint_every=checkpoint_every,

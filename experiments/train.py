@@ -53,9 +53,15 @@ def main(argv):
     print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")
   if s["status"] == "interrupted":
     print(f"interrupted: checkpoint saved in {FLAGS.workdir}; rerun with --resume to continue")
-  print(f"vocabulary {s['vocab_size']:,} words, corpus {s['corpus_words']:,} words; trained in "
-        f"{s['train_seconds']:.1f} s ({s['compile_seconds']:.1f} s compiling), "
-        f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {s['final_loss']:.4f} per prediction")
+  final = "n/a" if s["final_loss"] is None else f"{s['final_loss']:.4f}"
+  if FLAGS.resume and not result.history and s["status"] == "finished":
+    print(f"nothing left to train: the checkpoint in {FLAGS.workdir} had finished all {cfg.epochs} epochs; the "
+          f"files are written from it (final loss {final} per prediction)")
+  else:
+    print(f"vocabulary {s['vocab_size']:,} words, corpus {s['corpus_words']:,} words; trained in "
+          f"{s['train_seconds']:.1f} s ({s['compile_seconds']:.1f} s compiling"
+          f"{', this session: resumed from its checkpoint' if FLAGS.resume else ''}), "
+          f"{s['words_per_sec'] / 1e3:,.0f}k words/s, final loss {final} per prediction")
   print(f"tables: {s['pages']}")
   if s["threads"]:
     print(f"threads: {s['threads']}")

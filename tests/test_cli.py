@@ -119,3 +119,84 @@ def test_undecodable_bytes_are_replaced_and_reported(tmp_path):
   out = run_train(tmp_path, f"--corpus={corpus}", f"--workdir={tmp_path / 'run'}", *TINY)
   assert out.returncode == 0, out.stderr
   assert "2 undecodable byte" in out.stdout or "undecodable" in out.stdout
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--window=100000"], ["--window=100000 is too large", "at most 1000"]),
+    (["--seed=99999999999999999999"], ["--seed must be between 0 and 2147483647"]),
+    (["--epochs=100000000000"], ["--epochs=100000000000 is too large"]),
+    (["--lr=inf"], ["--lr must be a finite number > 0"]),
+    (["--sample=nan"], ["--sample must be a finite number"]),
+    (["--checkpoint_every=-1"], ["--checkpoint_every (-1)", "must be >= 0"]),
+    (["--dim=2000000"], ["the tables need", "lower --dim"]),
+    (["--batch_size=1000000000"], ["a call's batches need", "lower --batch_size"]),
+])
+def test_absurd_settings_are_refused_before_training(tmp_path, flags, fragments):
+  """Sizes that would overflow int32, hang compiling, or run out of memory: one line before any training,
+  and nothing written."""
+  out = run_train(tmp_path, f"--workdir={tmp_path / 'run'}", "--epochs=1", *flags)
+  assert_one_line_error(out, *fragments)
+  assert not (tmp_path / "run" / "checkpoint.npz").exists() and not (tmp_path / "run" / "vectors.txt").exists()
+
+
+def test_finished_work_is_never_overwritten_or_resumed_twice(tmp_path):
+  corpus = planted_corpus(tmp_path / "c.txt")
+  run = tmp_path / "run"
+  assert run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", *TINY).returncode == 0
+  vectors, summary = (run / "vectors.txt").read_bytes(), (run / "summary.json").read_bytes()
+  # --resume of the finished run: one line, the files untouched (it used to retrain nothing and rewrite
+  # summary.json with a null loss, then fail formatting it)
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", "--resume", *TINY),
+                        "holds a finished run", "nothing to resume")
+  # the checkpoint deleted (to save space): a fresh run there is still refused, naming what it would overwrite
+  (run / "checkpoint.npz").unlink()
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", *TINY, "--seed=5"),
+                        "holds an earlier run's summary.json and vectors.txt")
+  assert (run / "vectors.txt").read_bytes() == vectors and (run / "summary.json").read_bytes() == summary
+  # --resume with nothing to resume, an empty --workdir, a file as --workdir
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--workdir={tmp_path / 'new'}", "--resume",
+                                  *TINY), "holds no checkpoint.npz", "drop --resume")
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", "--workdir=", *TINY), "--workdir is empty")
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--workdir={corpus}", *TINY),
+                        "is a file, not a directory")
+
+
+def test_a_finished_checkpoint_without_its_files_writes_them(tmp_path):
+  """A run killed after its last checkpoint but before its vectors were written (seen: out of memory while
+  writing them) gets its files from the checkpoint with --resume, without training again."""
+  corpus = planted_corpus(tmp_path / "c.txt")
+  run = tmp_path / "run"
+  assert run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", *TINY).returncode == 0
+  vectors, summary = (run / "vectors.txt").read_bytes(), json.loads((run / "summary.json").read_text())
+  (run / "vectors.txt").unlink()
+  (run / "summary.json").unlink()
+  out = run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", "--resume", *TINY)
+  assert out.returncode == 0, out.stderr
+  assert "nothing left to train" in out.stdout
+  assert (run / "vectors.txt").read_bytes() == vectors
+  again = json.loads((run / "summary.json").read_text())
+  assert again["final_loss"] == summary["final_loss"] and again["status"] == "finished"
+
+
+def test_a_damaged_checkpoint_is_one_line(tmp_path):
+  corpus = planted_corpus(tmp_path / "c.txt")
+  run = tmp_path / "run"
+  calls = ["--checkpoint_every=4", "--epochs=2"]
+  assert run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", *TINY, *calls).returncode == 0
+  (run / "summary.json").unlink()
+  with open(run / "checkpoint.npz", "r+b") as f:
+    f.truncate(1000)
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--workdir={run}", "--resume", *TINY, *calls),
+                        "cannot read checkpoint", "delete it to start afresh")
+
+
+def test_bad_corpus_paths_are_one_line(tmp_path):
+  corpus = planted_corpus(tmp_path / "c.txt")
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--corpus={corpus}",
+                                  f"--workdir={tmp_path / 'r'}"), "is given twice")
+  (tmp_path / "d" / "sub").mkdir(parents=True)
+  (tmp_path / "d" / "a.txt").write_text("a b c\n")
+  assert_one_line_error(run_train(tmp_path, f"--corpus={tmp_path / 'd'}", f"--workdir={tmp_path / 'r'}"),
+                        "holds subdirectories (sub)", "not read")
+  assert_one_line_error(run_train(tmp_path, "--corpus=/dev/null", f"--workdir={tmp_path / 'r'}"),
+                        "not a regular file")

@@ -119,6 +119,25 @@ def test_other_settings_in_the_same_workdir_are_refused(done, monkeypatch):
   assert calls.calls == []
 
 
+def test_a_corpus_changed_in_place_is_another_corpus(done, tmp_path, monkeypatch):
+  """The same path with other text: finished runs of the old text are not passed off as the new one's."""
+  corpus, cache, workdir, rows, _, _ = done
+  copy = shutil.copytree(workdir, tmp_path / "runs")
+  text = tmp_path / "corpus.txt"
+  shutil.copy(corpus, text)
+  for name in (r["name"] for r in rows):   # the copied runs' records name this corpus file, as it was
+    record = json.loads((copy / name / sweep.RUN_RECORD).read_text())
+    record.update(corpus=[str(text.resolve())], corpus_stat=sweep.corpus_stats([str(text.resolve())]))
+    (copy / name / sweep.RUN_RECORD).write_text(json.dumps(record))
+  calls = Calls(monkeypatch)
+  assert sweep.run_grid(BASE, GRID, [text], copy, cache_dir=cache, make_plots=False) == rows   # unchanged: skipped
+  with open(text, "a") as f:
+    f.write("love war money\n" * 50)
+  with pytest.raises(W2VError, match="changed since that run"):
+    sweep.run_grid(BASE, GRID, [text], copy, cache_dir=cache, make_plots=False)
+  assert calls.calls == []
+
+
 @pytest.mark.parametrize("grid, message", [
     ({}, "grid is empty"),
     ({"window": []}, "empty"),

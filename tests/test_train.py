@@ -1,6 +1,7 @@
 """The training engine: both step paths agree, the chunk compiles once, training learns planted
 structure, and runs are reproducible and resumable bit for bit."""
 import dataclasses
+import json
 import time
 
 import jax
@@ -122,12 +123,14 @@ def test_same_seed_gives_identical_vectors_and_other_seed_differs(tmp_path):
   assert not np.array_equal(a.params.W_in, c.params.W_in)
 
 
-def test_divergent_learning_rate_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+def test_divergent_learning_rate_stops_with_a_clear_error_and_says_what_checkpoint_is_left(tmp_path):
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**{**TINY, "lr": 1e30})
-  with pytest.raises(train.Diverged, match="lower --lr"):
+  # it diverges at the first log step, before any checkpoint: the error must not promise one
+  with pytest.raises(train.Diverged, match="lower --lr .no checkpoint had been written yet"):
     api.train(cfg, [path], tmp_path / "run", cache_dir=tmp_path / "cache", checkpoint_every=4,
               log_every_s=0.0)
+  assert not (tmp_path / "run" / "checkpoint.npz").exists()
 
 
 def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
@@ -142,9 +145,18 @@ def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
   assert saved is not None and saved[1] != checkpoint.Position(cfg.epochs, 0)
   with pytest.raises(Exception, match="already holds a run"):
     api.train(cfg, [path], tmp_path / "part", **common)
+  # a run killed between two checkpoints has logged steps its checkpoint lacks: a record past it, planted
+  metrics = tmp_path / "part" / "metrics.jsonl"
+  records = [json.loads(line) for line in metrics.read_text().splitlines()]
+  metrics.write_text(metrics.read_text() + json.dumps({**records[-1], "step": records[-1]["step"] + 1,
+                                                       "loss": 1e6}) + "\n")
   resumed = api.train(cfg, [path], tmp_path / "part", resume=True, **common)
   assert resumed.summary["status"] == "finished"
   assert (tmp_path / "part" / "vectors.txt").read_bytes() == (tmp_path / "whole" / "vectors.txt").read_bytes()
+  # the final loss is the last epoch's over both sessions, as the uninterrupted run's; the planted record went
+  whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+  assert resumed.summary["final_loss"] == pytest.approx(whole["final_loss"], rel=1e-6)
+  assert all(json.loads(line)["loss"] < 1e6 for line in metrics.read_text().splitlines())
   with pytest.raises(Exception, match="different run") as refused:
     api.train(TrainConfig(**{**TINY, "dim": 8, "steps_per_call": 8}), [path], tmp_path / "part", resume=True,
               **common)
@@ -371,3 +383,17 @@ def test_epochs_drawn_ahead_are_the_epochs_drawn_in_turn(tmp_path, monkeypatch):
       failing.get(1)
   finally:
     failing.close()
+
+
+def test_memory_is_checked_against_the_machine_before_training(monkeypatch):
+  """The tables (2 x V x D float32) against physical memory: refused where two copies cannot fit, a warning
+  where the run's peak (about 4 copies) may not; the batches of a call likewise."""
+  pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": (1 << 30) // 4096}   # a 1 GiB machine
+  monkeypatch.setattr(train.os, "sysconf", lambda name: pages[name])
+  cfg = TrainConfig(dim=100)
+  assert train.check_memory(cfg, 100_000) is None                    # 80 MB of tables
+  assert "may run out of memory" in train.check_memory(cfg, 500_000)   # 400 MB: 4 copies do not fit
+  with pytest.raises(W2VError, match="the tables need 1.6 GB .2 x 2,000,000 words x dim 100"):
+    train.check_memory(cfg, 2_000_000)
+  with pytest.raises(W2VError, match="lower --batch_size or --steps_per_call"):
+    train.check_memory(TrainConfig(batch_size=1 << 20), 1000)

@@ -182,3 +182,14 @@ def test_bad_input_to_save(tmp_path):
   with pytest.raises(W2VError, match="cannot read"):
     vectors_io.load(tmp_path / "nothing")
   assert [p.name for p in tmp_path.iterdir()] == ["v"] and (tmp_path / "v").read_text() == "keep"
+
+
+def test_a_non_finite_vector_is_one_line(tmp_path):
+  """A NaN or inf row would pass every benchmark's arithmetic unnoticed and skew its scores."""
+  words, vectors = ["a", "b", "c"], np.arange(12, dtype=np.float32).reshape(3, 4)
+  for bad in (np.nan, np.inf):
+    v = vectors.copy()
+    v[1, 2] = bad
+    vectors_io.save_text(tmp_path / "v.txt", words, v)
+    with pytest.raises(W2VError, match=r"word 'b' \(record 2\) holds a non-finite value"):
+      vectors_io.load(tmp_path / "v.txt")

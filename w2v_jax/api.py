@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import evaluate, models, native, plots, train as train_lib, vectors_io
+from w2v_jax import checkpoint, evaluate, models, native, plots, train as train_lib, vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -115,6 +115,50 @@ def draw_loss(workdir: pathlib.Path, cfg: TrainConfig, history: list[dict]) -> N
   os.replace(tmp, workdir / "loss.png")   # a watcher never sees half a PNG
 
 
+def check_workdir(workdir: pathlib.Path, resume: bool, cfg: TrainConfig | None = None) -> None:
+  """Raises W2VError, in one line, where training there would lose finished work or resume nothing: a
+  fresh run into a workdir that holds a run (its checkpoint, or an earlier run's vectors or summary), a
+  --resume with no checkpoint to resume, or a --resume of a run already finished and written."""
+  if workdir.exists() and not workdir.is_dir():
+    raise W2VError(f"--workdir={workdir} is a file, not a directory: choose another --workdir")
+  has_checkpoint = (workdir / "checkpoint.npz").exists()
+  if not resume:
+    if has_checkpoint:
+      raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another --workdir")
+    written = [name for name in ("summary.json", "vectors.txt", "vectors.bin") if (workdir / name).exists()]
+    if written:
+      raise W2VError(f"{workdir} holds an earlier run's {' and '.join(written)}: choose another --workdir, or "
+                     "move them away to train there")
+    return
+  if not has_checkpoint:
+    raise W2VError(f"--resume: {workdir} holds no checkpoint.npz to continue; drop --resume to start a run there")
+  summary = _read_summary(workdir)
+  same = cfg is None or summary is None or summary.get("config") == json.loads(cfg.to_json())
+  if summary is not None and summary.get("status") == "finished" and same:   # (other settings: fit says which)
+    raise W2VError(f"{workdir} holds a finished run ({summary.get('epochs')} epochs trained; its vectors are in "
+                   f"{workdir / 'vectors.txt'}): nothing to resume; choose another --workdir to train again")
+
+
+def _records_up_to(workdir: pathlib.Path, position) -> list[dict]:
+  """metrics.jsonl's records up to the checkpoint being resumed; records past it (a run killed between two
+  checkpoints logs steps it then loses) are dropped from the file too, so its records cover each step once."""
+  path = workdir / "metrics.jsonl"
+  records = [json.loads(line) for line in open(path) if line.strip()]
+  if position is None:
+    return records
+  kept = [r for r in records if (r["epoch"] - 1, r["step"]) <= tuple(position) or r["epoch"] - 1 < position.epoch]
+  if len(kept) < len(records):
+    write_atomic(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+  return kept
+
+
+def _read_summary(workdir: pathlib.Path) -> dict | None:
+  try:
+    return json.loads((workdir / "summary.json").read_text())
+  except (OSError, ValueError):
+    return None
+
+
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,
           cache_dir=None, on_log: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
@@ -128,10 +172,11 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   cfg.validate()
   primary = jax.process_index() == 0
   paths = [DEFAULT_CORPUS] if corpus is None else corpus
+  if workdir is not None and str(workdir) == "":
+    raise W2VError("--workdir is empty: name a directory for the run's files (it is made if missing)")
   workdir = None if workdir is None else pathlib.Path(workdir)
-  if workdir is not None and not resume and (workdir / "checkpoint.npz").exists():
-    raise W2VError(f"{workdir} already holds a run: pass --resume to continue it, or choose another "
-                   "--workdir")
+  if workdir is not None and primary:   # (other processes of a mesh get process 0's checkpoint and write nothing)
+    check_workdir(workdir, resume, cfg)
   native.start_build()   # the native kernels' first build (seconds) overlaps reading the corpus
   # The corpus first: a corpus that cannot be trained on stops the run before anything is written.
   vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,
@@ -142,7 +187,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
     if primary and not resume:
       (workdir / "metrics.jsonl").unlink(missing_ok=True)
     elif primary and (workdir / "metrics.jsonl").exists():
-      history = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+      history = _records_up_to(workdir, checkpoint.position(workdir))
   plotter = None if workdir is None else _Plotter(workdir, cfg)
   log = on_log if workdir is None or not primary else _run_logger(workdir, cfg, history, on_log, plotter)
   try:
@@ -156,7 +201,8 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   try:   # the last checkpoint is written in the background meanwhile (772 MB at V = 965k: about 3 s)
     vectors = export_vectors(fit.params, cfg.eval_with)
     evaluation = evaluate_vectors(vocab.words, vectors, cfg.analogy_method)
-    summary = make_summary(cfg, vocab, encoded, fit, evaluation)
+    # a resumed run's final loss is its last epoch's over both sessions (metrics.jsonl's records and this one's)
+    summary = make_summary(cfg, vocab, encoded, fit, evaluation, history if history else None)
     if workdir is not None and primary:
       vectors_io.save_text(workdir / "vectors.txt", vocab.words, vectors)
       if binary:
@@ -177,10 +223,14 @@ def _number(x):
   return None if x is None or x != x else x
 
 
-def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResult, evaluation: dict) -> dict:
+def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResult, evaluation: dict,
+                 history: list[dict] | None = None) -> dict:
+  """What summary.json holds. `history`: the whole run's log records where it spans several sessions (a
+  resumed run), else fit.history; train_seconds and words_per_sec are this session's."""
   an, ws = evaluation["analogy"], evaluation["word_similarity"]
+  records = fit.history if history is None else history
   # final_loss: the mean loss per prediction over the last epoch trained (the records are interval means)
-  last = [r for r in fit.history if fit.history and r["epoch"] == fit.history[-1]["epoch"]]
+  last = [r for r in records if records and r["epoch"] == records[-1]["epoch"]]
   final = sum(r["loss"] * r["predictions"] for r in last) / max(sum(r["predictions"] for r in last), 1.0)
   return {
       "model": cfg.model, "dim": cfg.dim, "window": cfg.window, "neg": cfg.neg, "epochs": cfg.epochs,

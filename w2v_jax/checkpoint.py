@@ -8,6 +8,8 @@ import json
 import os
 import pathlib
 import threading
+import zipfile
+import zlib
 from typing import NamedTuple
 
 import jax
@@ -45,7 +47,19 @@ def load(workdir: str | os.PathLike) -> tuple[list[np.ndarray], Position, dict] 
       leaves = [z[f"leaf_{i}"] for i in range(len(z.files) - 2)]
       return (leaves, Position(*(int(x) for x in z["position"])),
               json.loads(str(z["meta"])))
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise W2VError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from None
+
+
+def position(workdir: str | os.PathLike) -> Position | None:
+  """Where the workdir's checkpoint stands, read without its tables; None when there is none."""
+  path = pathlib.Path(workdir) / FILENAME
+  if not path.exists():
+    return None
+  try:
+    with np.load(path) as z:
+      return Position(*(int(x) for x in z["position"]))
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
     raise W2VError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from None
 
 

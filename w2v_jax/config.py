@@ -1,11 +1,14 @@
 """`TrainConfig`: every setting of a training run, with word2vec's defaults, validated in one place."""
 import dataclasses
 import json
+import math
 
 from w2v_jax import models
 from w2v_jax.errors import W2VError
 
 LAYOUTS = ("auto", "span", "buckets", "batch")
+INT_MAX = 2**31 - 1   # sizes and the seed reach jitted code as int32
+MAX_WINDOW = 1000     # word2vec.c's MAX_SENTENCE_LENGTH: no window of its reaches further
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,18 +72,26 @@ class TrainConfig:
     for name, value in positive.items():
       if value < 1:
         raise W2VError(f"--{name} must be at least 1, got {value}")
+      if value > INT_MAX:   # they reach jitted code as int32
+        raise W2VError(f"--{name}={value} is too large: at most {INT_MAX:,}")
+    if self.window > MAX_WINDOW:
+      raise W2VError(f"--window={self.window} is too large: at most {MAX_WINDOW} (word2vec.c's longest sentence; "
+                     f"a step holds batch_size x 2 x window context slots, and its compilation grows with them)")
     if self.neg < 0:
       raise W2VError(f"--neg must be >= 0, got {self.neg}")
     if models.get(self.model).uses_negatives and self.neg < 1:
       raise W2VError(f"--model={self.model} draws negatives: it needs --neg >= 1 (got {self.neg})")
     if self.sample < 0:
       raise W2VError(f"--sample must be >= 0 (0 switches subsampling off), got {self.sample}")
-    if not self.learning_rate > 0:
-      raise W2VError(f"--lr must be > 0, got {self.learning_rate}")
+    if not 0 < self.learning_rate < math.inf:
+      raise W2VError(f"--lr must be a finite number > 0, got {self.learning_rate}")
+    for name in ("sample", "ns_exponent"):
+      if not math.isfinite(getattr(self, name)):
+        raise W2VError(f"--{name} must be a finite number, got {getattr(self, name)}")
     if not 0 < self.min_lr_ratio <= 1:
       raise W2VError(f"min_lr_ratio must be in (0, 1], got {self.min_lr_ratio}")
-    if self.seed < 0:
-      raise W2VError(f"--seed must be >= 0, got {self.seed}")
+    if not 0 <= self.seed <= INT_MAX:
+      raise W2VError(f"--seed must be between 0 and {INT_MAX}, got {self.seed}")
     if self.max_dup != "auto" and self.max_dup is not None and not (
         isinstance(self.max_dup, (int, float)) and self.max_dup > 0):
       raise W2VError(f"--max_dup must be a number > 0, 'auto', or 0 on the command line to switch the cap "

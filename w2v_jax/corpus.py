@@ -77,16 +77,27 @@ def resolve_paths(paths: Paths) -> list[pathlib.Path]:
     p = p.expanduser()
     if p.is_dir():
       inside = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith('.'))
+      subdirs = sorted(f.name for f in p.iterdir() if f.is_dir() and not f.name.startswith('.'))
+      if subdirs:   # not read: a silent skip would train on less than the user gave
+        shown = ', '.join(subdirs[:3]) + (f' and {len(subdirs) - 3} more' if len(subdirs) > 3 else '')
+        raise W2VError(f'corpus directory {p} holds subdirectories ({shown}), whose files are not read: give '
+                       'them as --corpus too, or move them out')
       if not inside:
         raise W2VError(f'corpus directory {p} has no files; put text files in it or give a file')
       files.extend(inside)
     elif p.is_file():
       files.append(p)
+    elif p.exists():
+      raise W2VError(f'corpus {p} is not a regular file or a directory; give a text file (plain or gzipped)')
     else:
       raise W2VError(f'corpus file not found: {p}; check the --corpus path')
   if not files:
     raise W2VError('no corpus given; pass at least one file or directory')
-  return [f.resolve() for f in files]
+  files = [f.resolve() for f in files]
+  twice = sorted({str(f) for f in files if files.count(f) > 1})
+  if twice:
+    raise W2VError(f'corpus file {twice[0]} is given twice; name each file once')
+  return files
 
 
 def _open(path: pathlib.Path):

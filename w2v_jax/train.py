@@ -12,6 +12,7 @@ a clock would not fire on the same chunk everywhere, and every process takes par
 import concurrent.futures
 import dataclasses
 import json
+import os
 import threading
 import time
 from typing import Callable
@@ -166,6 +167,35 @@ def _differences(saved_meta: dict, meta: dict) -> str:
   return "; ".join(said) or "other settings or corpus"
 
 
+def check_memory(cfg: TrainConfig, vocab_size: int) -> str | None:
+  """Refuses (W2VError) a run whose tables, or whose steps' batches, cannot fit this machine's memory (on
+  the CPU, where the tables live in it); returns a warning where they fit but a whole run may not, else
+  None. The tables are 2 x V x D float32, and a run holds up to about 4x that at its peak: the tables, the
+  host copy a checkpoint writes, the exported vectors and the evaluation's normalised copy."""
+  if jax.default_backend() != "cpu":
+    return None
+  try:
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):   # not a POSIX system that says
+    return None
+  tables = 2 * vocab_size * cfg.dim * 4
+  slots = cfg.steps_per_call * cfg.batch_size * (2 * cfg.window + cfg.neg + 2) * 4 * 4   # ids, masks, ...
+  gb = lambda x: f"{x / 1e9:,.1f} GB"
+  if 2 * tables > physical:
+    raise W2VError(f"the tables need {gb(tables)} (2 x {vocab_size:,} words x dim {cfg.dim} float32) and a run "
+                   f"holds at least two copies; this machine has {gb(physical)}: lower --dim, or shrink the "
+                   "vocabulary (--min_count, --max_vocab_size)")
+  if slots > physical // 2:
+    raise W2VError(f"a call's batches need about {gb(slots)} (--steps_per_call={cfg.steps_per_call} x "
+                   f"--batch_size={cfg.batch_size:,} x the window's and negatives' slots); this machine has "
+                   f"{gb(physical)}: lower --batch_size or --steps_per_call")
+  if 4 * tables > physical:
+    return (f"the tables take {gb(tables)} of this machine's {gb(physical)}, and a run can need about 4x that at "
+            "its peak (a checkpoint's copy, the exported vectors, the evaluation): it may run out of memory; "
+            "lower --dim, or shrink the vocabulary")
+  return None
+
+
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
@@ -188,9 +218,14 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   cfg.validate()
   batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                          vocab_size=len(vocab.words))
+  if checkpoint_every < 0 or not checkpoint_every_s >= 0:
+    raise W2VError(f"--checkpoint_every ({checkpoint_every}) and --checkpoint_every_s ({checkpoint_every_s}) must "
+                   "be >= 0 (0 switches that trigger off)")
+  memory_note = check_memory(cfg, len(vocab.words))
   spec = engine.select_step(cfg, mesh, counts=vocab.counts)
   if on_start is not None:
-    on_start(spec.describe())   # which step runs, and why: before any compilation
+    # which step runs, and why: before any compilation (and what memory the run will need, where it is tight)
+    on_start({**spec.describe(), **({"memory": memory_note} if memory_note else {})})
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   if mesh is None:   # (the mesh's chunk is built below, from the placed state)
     chunk = compile_ahead(chunk, spec, cfg, vocab, corpus)
@@ -241,6 +276,13 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   def words_at(epoch, step, steps):
     return raw_words * (epoch + min(step, steps) / steps)
 
+  def kept() -> str:   # what a diverged run leaves behind, for its error
+    if workdir is None:
+      return "no workdir, so no checkpoint"
+    if saved_at is None:
+      return "no checkpoint had been written yet"
+    return f"the last good checkpoint, at epoch {saved_at.epoch + 1} step {saved_at.step}, was kept"
+
   def check_and_log(epoch, step, steps, final=False):
     """Fetches the interval's metrics (the only host sync), checks them, and logs a record."""
     nonlocal acc, t_log, words_log
@@ -248,7 +290,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
     loss = float(m.loss_sum / max(m.predictions, 1.0))
     if not np.isfinite(loss):
       raise Diverged(f"the loss became non-finite in epoch {epoch + 1} near step {step} with "
-                     f"--lr={cfg.learning_rate}: lower --lr (the last good checkpoint was kept)")
+                     f"--lr={cfg.learning_rate}: lower --lr ({kept()})")
     if m.examples == 0:
       return
     # A finite loss can have blown up too (seen: 2e23 per pair after a few epochs of sgram_neg at K = 15):
@@ -256,8 +298,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
     first = history[0]["loss"] if history else None
     if first is not None and loss > BLOWUP * max(first, 1.0):
       raise Diverged(f"the loss blew up in epoch {epoch + 1} near step {step} ({first:.3g} per prediction at "
-                     f"the start, {loss:.3g} now) with --lr={cfg.learning_rate}: lower --lr (the last good "
-                     "checkpoint was kept)")
+                     f"the start, {loss:.3g} now) with --lr={cfg.learning_rate}: lower --lr ({kept()})")
     now, words = time.perf_counter(), words_at(epoch, step, steps)
     progress = words / (raw_words * cfg.epochs)
     rate = (words - words_log) / max(now - t_log, 1e-9)
@@ -276,12 +317,14 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   every_s = checkpoint_every_s if checkpoint_every_s and jax.process_count() == 1 else 0.0
   every_steps = checkpoint_every or (2000 if jax.process_count() > 1 else 0)
   t_ckpt = time.perf_counter()
+  saved_at = position if tuple(position) != (0, 0) else None   # the checkpoint a divergence leaves in place
 
   def save(epoch, step, steps):
-    nonlocal t_ckpt
+    nonlocal t_ckpt, saved_at
     t_ckpt = time.perf_counter()
     if workdir is not None:
       where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
+      saved_at = where
       saved = host_state()   # with a mesh: gathered on every process, written by process 0
       if jax.process_index() == 0:
         writer.save(workdir, saved, where, {"fingerprint": meta})   # written in the background

@@ -194,7 +194,8 @@ def load(path, binary=None):
   Raises:
     W2VError, one line naming the file and the problem: missing file; bad header; a file cut short
       or longer than its header says; a row of the wrong length or a value that is not a number
-      (with its line); a word that is not valid UTF-8 (with its line or record); a duplicate word.
+      (with its line); a word that is not valid UTF-8 (with its line or record); a duplicate word; a
+      non-finite value (nan, inf).
   """
   path = Path(os.fspath(path))
   try:
@@ -211,4 +212,9 @@ def load(path, binary=None):
     i, dup = next((i, w) for i, w in enumerate(words) if first.setdefault(w, i) != i)
     raise W2VError(f"{path}: word {dup!r} appears twice (records {first[dup] + 1} and {i + 1}); "
                    "each word needs one vector")
+  bad = ~np.isfinite(vectors).all(axis=1)
+  if bad.any():   # a NaN row would pass every benchmark's arithmetic unnoticed and skew its scores
+    i = int(np.argmax(bad))
+    raise W2VError(f"{path}: the vector of word {words[i]!r} (record {i + 1}) holds a non-finite value (nan or "
+                   f"inf), as do {int(bad.sum()) - 1} more; the run that wrote it diverged, or the file is damaged")
   return words, vectors
