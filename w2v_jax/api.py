@@ -135,7 +135,8 @@ def check_workdir(workdir: pathlib.Path, resume: bool, cfg: TrainConfig | None =
   summary = _read_summary(workdir)
   same = cfg is None or summary is None or summary.get("config") == json.loads(cfg.to_json())
   if summary is not None and summary.get("status") == "finished" and same:   # (other settings: fit says which)
-    raise W2VError(f"{workdir} holds a finished run ({summary.get('epochs')} epochs trained; its vectors are in "
+    n = summary.get("epochs")
+    raise W2VError(f"{workdir} holds a finished run ({n} epoch{'' if n == 1 else 's'} trained; its vectors are in "
                    f"{workdir / 'vectors.txt'}): nothing to resume; choose another --workdir to train again")
 
 
