@@ -30,6 +30,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -287,6 +288,17 @@ def _on_term(signum, frame):   # `timeout` sends SIGTERM: finish the JSON, then 
   raise _Stop(f"signal {signum}")
 
 
+def _nvidia_gpu_listed() -> bool:
+  """Whether nvidia-smi is here and lists a GPU (a CPU-only image may ship the binary alone)."""
+  if not shutil.which("nvidia-smi"):
+    return False
+  try:
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+  except (OSError, subprocess.SubprocessError):
+    return False
+  return out.returncode == 0 and "GPU" in out.stdout
+
+
 def _write_json(path: str, result: dict) -> None:
   """The whole record, atomically (a run cut short keeps what it had)."""
   result["elapsed_s"] = round(time.perf_counter() - T0, 2)
@@ -320,6 +332,17 @@ def main(argv=None) -> int:
     jaxlib_version = jaxlib.__version__
   except Exception:   # noqa: BLE001
     jaxlib_version = "?"
+  if backend == "cpu" and not os.environ.get("JAX_PLATFORMS") and _nvidia_gpu_listed():
+    # A GPU machine whose JAX fell back to the CPU: CPU figures would pass for the device's. Stop at once
+    # (the device time is scarce), saying why; JAX_PLATFORMS=cpu runs the CPU check on purpose.
+    error = ("nvidia-smi sees a GPU but JAX runs on the CPU: install a CUDA jaxlib (jax[cuda12]) or check the "
+             "CUDA libraries; set JAX_PLATFORMS=cpu to measure the CPU on purpose")
+    print("error: " + error, flush=True)
+    early = {"complete": False, "platform": backend, "device_kind": dev.device_kind, "jax": jax.__version__,
+             "error": error, "train": [], "softmax": [], "skipped": [], "errors": []}
+    _write_json(args.json, early)
+    print(json.dumps(_brief(early, args.json)), flush=True)
+    return 3
   t = time.perf_counter()
   nat = native.status()   # builds the CPU kernels here if they are not built: not part of any compile time
   native_s = time.perf_counter() - t
@@ -334,15 +357,6 @@ def main(argv=None) -> int:
   print(f"platform {backend}  device {dev.device_kind} (x{len(jax.devices())})  jax {jax.__version__}  "
         f"jaxlib {jaxlib_version}  python {platform.python_version()}", flush=True)
   print(f"native: {nat.reason} ({native_s:.1f}s)", flush=True)
-  if backend == "cpu" and shutil.which("nvidia-smi") and not os.environ.get("JAX_PLATFORMS"):
-    # A GPU machine whose JAX fell back to the CPU: CPU figures would pass for the device's. Stop at once
-    # (the device time is scarce), saying why; JAX_PLATFORMS=cpu runs the CPU check on purpose.
-    result["error"] = ("nvidia-smi sees a GPU but JAX runs on the CPU: install a CUDA jaxlib (jax[cuda12]) or "
-                       "check the CUDA libraries; set JAX_PLATFORMS=cpu to measure the CPU on purpose")
-    print("error: " + result["error"], flush=True)
-    _write_json(args.json, result)
-    print(json.dumps(_brief(result, args.json)), flush=True)
-    return 3
 
   def save():
     _write_json(args.json, result)

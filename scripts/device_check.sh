@@ -16,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=""
-for c in ${PYTHON:-python3 python}; do
+if [ -n "${PYTHON:-}" ]; then candidates=("$PYTHON"); else candidates=(python3 python); fi
+for c in "${candidates[@]}"; do
   if command -v "$c" >/dev/null 2>&1 && "$c" -c "import jax" >/dev/null 2>&1; then PY=$(command -v "$c"); break; fi
 done
 if [ -z "$PY" ]; then

@@ -105,3 +105,12 @@ def test_device_check_refuses_cpu_figures_on_a_gpu_machine(tmp_path):
 def test_device_check_without_a_python_that_has_jax(tmp_path):
   run = _check(["--quick"], _device_env(tmp_path, PYTHON="no-such-python"), timeout=60)
   assert run.returncode == 2 and run.stderr.startswith("error: no Python here imports jax"), run.stderr
+
+
+def test_device_check_takes_a_python_path_with_spaces(tmp_path):
+  spaced = tmp_path / "a dir"
+  spaced.mkdir()
+  (spaced / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')   # (a symlink would leave the venv)
+  (spaced / "python").chmod(0o755)
+  run = _check(["--help"], _device_env(tmp_path, PYTHON=str(spaced / "python")), timeout=60)
+  assert run.returncode == 0 and f"python: {spaced / 'python'}" in run.stdout and "usage:" in run.stdout, run.stderr

@@ -149,7 +149,7 @@ def test_resume_after_interruption_ends_with_identical_vectors(tmp_path):
   metrics = tmp_path / "part" / "metrics.jsonl"
   records = [json.loads(line) for line in metrics.read_text().splitlines()]
   metrics.write_text(metrics.read_text() + json.dumps({**records[-1], "step": records[-1]["step"] + 1,
-                                                       "loss": 1e6}) + "\n")
+                                                       "loss": 1e6}) + "\n" + '{"epoch": 2, "st')   # + half a line
   resumed = api.train(cfg, [path], tmp_path / "part", resume=True, **common)
   assert resumed.summary["status"] == "finished"
   assert (tmp_path / "part" / "vectors.txt").read_bytes() == (tmp_path / "whole" / "vectors.txt").read_bytes()
@@ -397,3 +397,22 @@ def test_memory_is_checked_against_the_machine_before_training(monkeypatch):
     train.check_memory(cfg, 2_000_000)
   with pytest.raises(W2VError, match="lower --batch_size or --steps_per_call"):
     train.check_memory(TrainConfig(batch_size=1 << 20), 1000)
+
+
+def test_an_ablation_run_stopped_before_its_record_is_finished_from_its_checkpoint(tmp_path, monkeypatch):
+  """experiments/ablations: a run trained, but stopped in its extra evaluations (before ablation.json): the
+  rerun writes its files from the final checkpoint (api.train refuses to resume a finished run otherwise),
+  training nothing and keeping the first session's timing."""
+  from experiments.ablations import shared
+  path = planted_corpus(tmp_path / "planted.txt")
+  cfg = TrainConfig(**TINY)
+
+  def stop(result):
+    raise KeyboardInterrupt
+  with pytest.raises(KeyboardInterrupt):
+    shared.train_run(cfg, str(path), tmp_path / "run", tmp_path / "cache", extra=stop)
+  first = json.loads((tmp_path / "run" / "summary.json").read_text())
+  assert (tmp_path / "run" / "checkpoint.npz").exists() and not (tmp_path / "run" / shared.RECORD).exists()
+  record = shared.train_run(cfg, str(path), tmp_path / "run", tmp_path / "cache")
+  assert record["words_per_sec"] == first["words_per_sec"] and record["final_loss"] == first["final_loss"]
+  assert (tmp_path / "run" / shared.RECORD).exists()

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import checkpoint, evaluate, models, native, plots, train as train_lib, vectors_io
+from w2v_jax import checkpoint, distributed, evaluate, models, native, plots, train as train_lib, vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -144,11 +144,20 @@ def _records_up_to(workdir: pathlib.Path, position) -> list[dict]:
   """metrics.jsonl's records up to the checkpoint being resumed; records past it (a run killed between two
   checkpoints logs steps it then loses) are dropped from the file too, so its records cover each step once."""
   path = workdir / "metrics.jsonl"
-  records = [json.loads(line) for line in open(path) if line.strip()]
+  lines = [line for line in open(path) if line.strip()]
+  records = []
+  for n, line in enumerate(lines, 1):
+    try:
+      records.append(json.loads(line))
+    except ValueError:
+      if n < len(lines):
+        raise W2VError(f"{path}, line {n}, is not a JSON record: restore the file or delete it (the checkpoint "
+                       "resumes without it; the summary's final loss then covers this session)") from None
+      # the last line half-written (a run killed while appending it): dropped below
   if position is None:
-    return records
+    position = checkpoint.Position(1 << 30, 0)
   kept = [r for r in records if (r["epoch"] - 1, r["step"]) <= tuple(position) or r["epoch"] - 1 < position.epoch]
-  if len(kept) < len(records):
+  if len(kept) < len(lines):
     write_atomic(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
   return kept
 
@@ -176,8 +185,17 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   if workdir is not None and str(workdir) == "":
     raise W2VError("--workdir is empty: name a directory for the run's files (it is made if missing)")
   workdir = None if workdir is None else pathlib.Path(workdir)
-  if workdir is not None and primary:   # (other processes of a mesh get process 0's checkpoint and write nothing)
-    check_workdir(workdir, resume, cfg)
+  if workdir is not None:   # on process 0 (the others get its checkpoint and write nothing), agreed by all
+    refused = None
+    if primary:
+      try:
+        check_workdir(workdir, resume, cfg)
+      except W2VError as e:
+        refused = e
+    if distributed.agree_flag(refused is not None) and refused is None:
+      raise W2VError(f"process 0 refused --workdir={workdir} (its error says why)")
+    if refused is not None:
+      raise refused
   native.start_build()   # the native kernels' first build (seconds) overlaps reading the corpus
   # The corpus first: a corpus that cannot be trained on stops the run before anything is written.
   vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,

@@ -116,6 +116,14 @@ def place_state(state, mesh: Mesh, vocab_size: int):
   return jax.device_put(padded, state_shardings(padded, mesh))
 
 
+def agree_flag(flag: bool) -> bool:
+  """Process 0's flag on every process (e.g. whether it refused the workdir: the others must stop too, or
+  they would wait for it in the first collective)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag, np.int32)))
+
+
 def agree(state, position):
   """Process 0's start (fresh or resumed) on every process, so that no shared disk is needed to resume."""
   if jax.process_count() == 1:

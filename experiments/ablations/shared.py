@@ -73,6 +73,13 @@ def _differs(recorded: dict, want: dict) -> bool:
   return any(recorded[k] != want[k] for k in recorded.keys() & want.keys() - _NO_EFFECT)
 
 
+def _read_json_or_none(path: pathlib.Path) -> dict | None:
+  try:
+    return json.loads(path.read_text())
+  except (OSError, ValueError):
+    return None
+
+
 def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=None,
               extra: Callable[[api.RunResult], dict] | None = None, label: str = "") -> dict:
   """Trains cfg in run_dir, or reads back the record of a finished run there. Returns the record: the
@@ -89,6 +96,11 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
     return record
   print(f"{label}: training ({cfg.model}, {cfg.epochs} epochs, lr {cfg.learning_rate}) in {run_dir}", flush=True)
   start = time.time()
+  earlier = _read_json_or_none(run_dir / "summary.json")
+  if earlier is not None and earlier.get("status") == "finished" and (run_dir / "checkpoint.npz").exists():
+    # trained, but stopped before its record was written: the files are rewritten from the final checkpoint
+    # (api.train refuses to resume a run whose summary says it is finished), its timing kept below
+    (run_dir / "summary.json").unlink()
   try:
     result = api.train(cfg, [corpus], run_dir, resume=(run_dir / "checkpoint.npz").exists(),
                        cache_dir=cache_dir, log_every_s=30.0)
@@ -101,6 +113,8 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
     print(f"{label}: DIVERGED ({e})", flush=True)
     return record
   s = result.summary
+  if earlier is not None and earlier.get("status") == "finished" and not result.history:
+    s = {**s, **{k: earlier[k] for k in ("train_seconds", "compile_seconds", "words_per_sec") if k in earlier}}
   if s["status"] != "finished":
     raise W2VError(f"{run_dir}: training ended with status {s['status']}")
   record = {"name": run_dir.name, "config": want, "lr": cfg.learning_rate,
@@ -115,8 +129,9 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
   record["wall_seconds"] = time.time() - start
   _write_json(run_dir / RECORD, record)
   (run_dir / "checkpoint.npz").unlink(missing_ok=True)
-  print(f"{label}: analogy {100 * record['analogy']:.2f}% (sem {100 * record['semantic']:.2f}, "
-        f"syn {100 * record['syntactic']:.2f}), WS-353 {record['ws353']:.3f}, SimLex {record['simlex']:.3f}, "
+  num = lambda x, scale=1.0, digits=3: "n/a" if x is None else f"{scale * x:.{digits}f}"   # no pair in vocabulary
+  print(f"{label}: analogy {num(record['analogy'], 100, 2)}% (sem {num(record['semantic'], 100, 2)}, "
+        f"syn {num(record['syntactic'], 100, 2)}), WS-353 {num(record['ws353'])}, SimLex {num(record['simlex'])}, "
         f"{record['words_per_sec'] / 1e3:,.0f}k words/s, train {record['train_seconds']:.1f} s, "
         f"wall {record['wall_seconds']:.1f} s", flush=True)
   return record
