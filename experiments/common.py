@@ -108,6 +108,8 @@ def load_plugins(paths: list[str] | None) -> None:
   """Imports each --plugin file as a module, so that what it registers (models.register) is known."""
   for path in paths or []:
     file = pathlib.Path(path).expanduser()
+    if file.is_dir():
+      raise W2VError(f"--plugin={path} is a directory; give the path of a Python file in it")
     if not file.is_file():
       raise W2VError(f"--plugin={path}: no such file; give the path of a Python file")
     name = f"w2v_jax_plugin_{file.stem}"

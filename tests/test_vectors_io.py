@@ -193,3 +193,14 @@ def test_a_non_finite_vector_is_one_line(tmp_path):
     vectors_io.save_text(tmp_path / "v.txt", words, v)
     with pytest.raises(W2VError, match=r"word 'b' \(record 2\) holds a non-finite value"):
       vectors_io.load(tmp_path / "v.txt")
+
+
+def test_a_word_with_a_space_is_named(tmp_path):
+  """gensim writes a word holding a space as is; word2vec's formats cannot hold it: one line that says so
+  (it used to be read as a binary file and reported as one)."""
+  for first in (True, False):
+    rows = ["a 1 2 3", "b 4 5 6"]
+    rows.insert(0 if first else 2, "new york 7 8 9")
+    (tmp_path / "v.txt").write_text("3 3\n" + "\n".join(rows) + "\n")
+    with pytest.raises(W2VError, match=r"the word 'new york' holds a space"):
+      vectors_io.load(tmp_path / "v.txt")

@@ -104,8 +104,12 @@ def _looks_like_text(data, start, dim):
     return False
   try:
     [float(x) for x in fields[1:]]
-  except ValueError:
-    return False
+  except ValueError:   # a text line whose word holds a space ("new york 0.1 ..."): its last dim fields are numbers
+    try:
+      [float(x) for x in fields[-dim:]]
+    except ValueError:
+      return False
+    return len(fields) > dim + 1 and b"\0" not in data
   return len(fields) == dim + 1 or b"\0" not in data
 
 
@@ -126,6 +130,14 @@ def _check_utf8(path, data, start):
                    "is this a binary file? read it as one (binary=True, --binary)") from None
 
 
+def _numbers(fields) -> bool:
+  try:
+    [float(x) for x in fields]
+  except ValueError:
+    return False
+  return True
+
+
 def _read_text(path, data, start, vocab_size, dim):
   """Text records; fields are split at ASCII whitespace (as word2vec.c does), so a word may hold
   other Unicode spaces."""
@@ -143,7 +155,10 @@ def _read_text(path, data, start, vocab_size, dim):
   for i, line in enumerate(lines):
     fields = line.split()
     if len(fields) != dim + 1:
-      raise W2VError(f"{path}:{i + 2}: expected a word and {dim} numbers (the header's D), got {len(fields)} fields")
+      spaced = len(fields) > dim + 1 and _numbers(fields[-dim:])
+      raise W2VError(f"{path}:{i + 2}: expected a word and {dim} numbers (the header's D), got {len(fields)} fields"
+                     + (f"; the word {b' '.join(fields[:-dim]).decode(errors='replace')!r} holds a space, which "
+                        "word2vec's formats cannot (write it with '_' for the spaces)" if spaced else ""))
     try:
       vectors[i] = np.array(fields[1:], dtype=np.float64)
     except ValueError:
