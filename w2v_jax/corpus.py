@@ -94,7 +94,7 @@ def resolve_paths(paths: Paths) -> list[pathlib.Path]:
   if not files:
     raise W2VError('no corpus given; pass at least one file or directory')
   files = [f.resolve() for f in files]
-  twice = sorted({str(f) for f in files if files.count(f) > 1})
+  twice = sorted(str(f) for f, n in collections.Counter(files).items() if n > 1)
   if twice:
     raise W2VError(f'corpus file {twice[0]} is given twice; name each file once')
   return files
