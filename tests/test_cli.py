@@ -200,3 +200,11 @@ def test_bad_corpus_paths_are_one_line(tmp_path):
                         "holds subdirectories (sub)", "not read")
   assert_one_line_error(run_train(tmp_path, "--corpus=/dev/null", f"--workdir={tmp_path / 'r'}"),
                         "not a regular file")
+
+
+def test_an_unwritable_corpus_cache_names_its_flag(tmp_path):
+  corpus = planted_corpus(tmp_path / "c.txt")
+  (tmp_path / "afile").write_text("x")
+  out = run_train(tmp_path, f"--corpus={corpus}", f"--workdir={tmp_path / 'r'}", f"--cache_dir={tmp_path / 'afile'}",
+                  *TINY)
+  assert_one_line_error(out, f"cannot use the corpus cache {tmp_path / 'afile'}", "set --cache_dir")

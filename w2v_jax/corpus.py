@@ -318,8 +318,16 @@ def _load_json(path: pathlib.Path):
 
 def _cache(cache_dir: str | os.PathLike) -> pathlib.Path:
   cache = pathlib.Path(cache_dir)
-  cache.mkdir(parents=True, exist_ok=True)
+  try:
+    cache.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise _cache_error(cache, e) from None
   return cache
+
+
+def _cache_error(cache: pathlib.Path, e: OSError) -> W2VError:
+  return W2VError(f'cannot use the corpus cache {cache} ({e.strerror or e}); set --cache_dir (or $W2V_JAX_CACHE) '
+                  'to a writable directory')
 
 
 def _load_encoded(base: pathlib.Path) -> EncodedCorpus | None:
@@ -337,11 +345,14 @@ def _load_encoded(base: pathlib.Path) -> EncodedCorpus | None:
 
 
 def _store_encoded(base: pathlib.Path, corpus: EncodedCorpus) -> None:
-  write_atomic(base.with_suffix('.tokens.npy'), lambda f: np.save(f, corpus.tokens))
-  write_atomic(base.with_suffix('.offsets.npy'), lambda f: np.save(f, corpus.offsets))
   meta = dataclasses.asdict(corpus.stats)
   del meta['from_cache']
-  write_atomic(base.with_suffix('.json'), lambda f: f.write(json.dumps(meta).encode()))
+  try:
+    write_atomic(base.with_suffix('.tokens.npy'), lambda f: np.save(f, corpus.tokens))
+    write_atomic(base.with_suffix('.offsets.npy'), lambda f: np.save(f, corpus.offsets))
+    write_atomic(base.with_suffix('.json'), lambda f: f.write(json.dumps(meta).encode()))
+  except OSError as e:
+    raise _cache_error(base.parent, e) from None
 
 
 def _encoded_base(cache_dir, files: list[pathlib.Path], vocab: Vocab) -> pathlib.Path:
@@ -390,5 +401,8 @@ def prepare(paths: Paths, min_count: int = 5, max_vocab_size: int | None = None,
   corpus = _encode(scan, vocab, files, (min_count, max_vocab_size))  # raises before anything is cached
   if vocab_path is not None:
     _store_encoded(_encoded_base(cache_dir, files, vocab), corpus)
-    vocab.save(vocab_path)  # last: its presence means both entries are complete
+    try:
+      vocab.save(vocab_path)  # last: its presence means both entries are complete
+    except OSError as e:
+      raise _cache_error(vocab_path.parent, e) from None
   return vocab, corpus
