@@ -200,6 +200,10 @@ def test_bad_corpus_paths_are_one_line(tmp_path):
                         "holds subdirectories (sub)", "not read")
   assert_one_line_error(run_train(tmp_path, "--corpus=/dev/null", f"--workdir={tmp_path / 'r'}"),
                         "not a regular file")
+  # a vocabulary too small for the negatives: refused before the workdir is made
+  assert_one_line_error(run_train(tmp_path, f"--corpus={corpus}", f"--workdir={tmp_path / 'r'}",
+                                  "--max_vocab_size=1"), "too few for 5 negatives")
+  assert not (tmp_path / "r").exists()
 
 
 def test_an_unwritable_corpus_cache_names_its_flag(tmp_path):

@@ -20,7 +20,8 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import checkpoint, distributed, evaluate, models, native, plots, train as train_lib, vectors_io
+from w2v_jax import batches, checkpoint, distributed, evaluate, models, native, plots, train as train_lib
+from w2v_jax import vectors_io
 from w2v_jax.atomic import write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -200,6 +201,8 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   # The corpus first: a corpus that cannot be trained on stops the run before anything is written.
   vocab, encoded = corpus_lib.prepare(paths, cfg.min_count, cfg.max_vocab_size,
                                       default_cache_dir() if cache_dir is None else cache_dir)
+  # settings this vocabulary cannot train with are refused before the workdir is made (fit checks them too)
+  batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg, vocab_size=len(vocab.words))
   history: list[dict] = []
   if workdir is not None:
     workdir.mkdir(parents=True, exist_ok=True)
