@@ -25,7 +25,7 @@ import pathlib
 import typing
 from typing import Callable, Sequence
 
-from w2v_jax.atomic import write_atomic
+from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax import api, batches, checkpoint, models
 from w2v_jax import corpus as corpus_lib
 from w2v_jax.config import TrainConfig
@@ -117,13 +117,6 @@ def workdir_lock(workdir: pathlib.Path):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _read_json(path: pathlib.Path) -> dict | None:
-  try:
-    return json.loads(path.read_text())
-  except (OSError, ValueError):
-    return None
-
-
 def _config_diff(recorded: dict, cfg: TrainConfig) -> list[str]:
   old = TrainConfig.from_dict(recorded)   # fields added since it was written take their defaults
   return [f"{f.name}={getattr(old, f.name)!r} there, {getattr(cfg, f.name)!r} here"
@@ -138,8 +131,8 @@ def corpus_stats(corpus_files: list[str]) -> list[list[int]]:
 def check_existing(run_dir: pathlib.Path, cfg: TrainConfig, corpus_files: list[str]) -> None:
   """Raises W2VError if run_dir already holds a run of other settings or another corpus (other files, or the
   same files changed since: their sizes and times are recorded)."""
-  record = _read_json(run_dir / RUN_RECORD) or {}
-  summary = _read_json(run_dir / "summary.json") or {}
+  record = read_json(run_dir / RUN_RECORD) or {}
+  summary = read_json(run_dir / "summary.json") or {}
   recorded = record.get("config") or summary.get("config")
   diff = [] if recorded is None else _config_diff(recorded, cfg)
   if record.get("corpus") not in (None, corpus_files):
@@ -153,7 +146,7 @@ def check_existing(run_dir: pathlib.Path, cfg: TrainConfig, corpus_files: list[s
 
 
 def finished_summary(run_dir: pathlib.Path) -> dict | None:
-  summary = _read_json(run_dir / "summary.json")
+  summary = read_json(run_dir / "summary.json")
   return summary if summary is not None and summary.get("status") == "finished" else None
 
 

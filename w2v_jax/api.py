@@ -22,7 +22,7 @@ import numpy as np
 from w2v_jax import corpus as corpus_lib
 from w2v_jax import batches, checkpoint, distributed, evaluate, models, native, plots, train as train_lib
 from w2v_jax import vectors_io
-from w2v_jax.atomic import write_atomic
+from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 from w2v_jax.types import Params
@@ -133,7 +133,7 @@ def check_workdir(workdir: pathlib.Path, resume: bool, cfg: TrainConfig | None =
     return
   if not has_checkpoint:
     raise W2VError(f"--resume: {workdir} holds no checkpoint.npz to continue; drop --resume to start a run there")
-  summary = _read_summary(workdir)
+  summary = read_json(workdir / "summary.json")
   same = cfg is None or summary is None or summary.get("config") == json.loads(cfg.to_json())
   if summary is not None and summary.get("status") == "finished" and same:   # (other settings: fit says which)
     n = summary.get("epochs")
@@ -161,13 +161,6 @@ def _records_up_to(workdir: pathlib.Path, position) -> list[dict]:
   if len(kept) < len(lines):
     write_atomic(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
   return kept
-
-
-def _read_summary(workdir: pathlib.Path) -> dict | None:
-  try:
-    return json.loads((workdir / "summary.json").read_text())
-  except (OSError, ValueError):
-    return None
 
 
 def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, binary: bool = False,

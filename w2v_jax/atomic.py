@@ -1,5 +1,6 @@
 """One way to write a file: through a temporary file beside it and os.replace, so no reader (or crash)
-ever sees half a file."""
+ever sees half a file; and the way to read back a JSON record so written."""
+import json
 import os
 import secrets
 from pathlib import Path
@@ -25,3 +26,12 @@ def write_atomic(path, write: Callable[[BinaryIO], object]) -> None:
   except BaseException:
     tmp.unlink(missing_ok=True)
     raise
+
+
+def read_json(path) -> dict | None:
+  """The JSON at `path`, or None where there is none or it cannot be read or parsed (callers treat a
+  damaged record as a missing one)."""
+  try:
+    return json.loads(Path(os.fspath(path)).read_text())
+  except (OSError, ValueError):
+    return None

@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from w2v_jax.atomic import write_atomic
+from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax.errors import W2VError
 from w2v_jax.vocab import Vocab, check_vocab_settings
 
@@ -309,13 +309,6 @@ def _save_json(path: pathlib.Path, obj) -> None:
   write_atomic(path, lambda f: f.write(json.dumps(obj).encode()))
 
 
-def _load_json(path: pathlib.Path):
-  try:
-    return json.loads(path.read_text())
-  except (OSError, ValueError):
-    return None
-
-
 def _cache(cache_dir: str | os.PathLike) -> pathlib.Path:
   cache = pathlib.Path(cache_dir)
   try:
@@ -331,7 +324,7 @@ def _cache_error(cache: pathlib.Path, e: OSError) -> W2VError:
 
 
 def _load_encoded(base: pathlib.Path) -> EncodedCorpus | None:
-  meta = _load_json(base.with_suffix('.json'))  # written last, so it marks a complete entry
+  meta = read_json(base.with_suffix('.json'))  # written last, so it marks a complete entry
   if meta is None:
     return None
   try:

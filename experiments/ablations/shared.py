@@ -23,7 +23,7 @@ import numpy as np
 
 from w2v_jax import api
 from w2v_jax import train as train_lib
-from w2v_jax.atomic import write_atomic
+from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -73,13 +73,6 @@ def _differs(recorded: dict, want: dict) -> bool:
   return any(recorded[k] != want[k] for k in recorded.keys() & want.keys() - _NO_EFFECT)
 
 
-def _read_json_or_none(path: pathlib.Path) -> dict | None:
-  try:
-    return json.loads(path.read_text())
-  except (OSError, ValueError):
-    return None
-
-
 def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=None,
               extra: Callable[[api.RunResult], dict] | None = None, label: str = "") -> dict:
   """Trains cfg in run_dir, or reads back the record of a finished run there. Returns the record: the
@@ -96,8 +89,9 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
     return record
   print(f"{label}: training ({cfg.model}, {cfg.epochs} epochs, lr {cfg.learning_rate}) in {run_dir}", flush=True)
   start = time.time()
-  earlier = _read_json_or_none(run_dir / "summary.json")
-  if earlier is not None and earlier.get("status") == "finished" and (run_dir / "checkpoint.npz").exists():
+  earlier = read_json(run_dir / "summary.json")
+  finished_earlier = earlier is not None and earlier.get("status") == "finished"
+  if finished_earlier and (run_dir / "checkpoint.npz").exists():
     # trained, but stopped before its record was written: the files are rewritten from the final checkpoint
     # (api.train refuses to resume a run whose summary says it is finished), its timing kept below
     (run_dir / "summary.json").unlink()
@@ -113,7 +107,7 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
     print(f"{label}: DIVERGED ({e})", flush=True)
     return record
   s = result.summary
-  if earlier is not None and earlier.get("status") == "finished" and not result.history:
+  if finished_earlier and not result.history:
     s = {**s, **{k: earlier[k] for k in ("train_seconds", "compile_seconds", "words_per_sec") if k in earlier}}
   if s["status"] != "finished":
     raise W2VError(f"{run_dir}: training ended with status {s['status']}")
