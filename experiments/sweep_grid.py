@@ -135,10 +135,11 @@ def check_existing(run_dir: pathlib.Path, cfg: TrainConfig, corpus_files: list[s
   summary = read_json(run_dir / "summary.json") or {}
   recorded = record.get("config") or summary.get("config")
   diff = [] if recorded is None else _config_diff(recorded, cfg)
+  stats = corpus_stats(corpus_files)
   if record.get("corpus") not in (None, corpus_files):
     diff.append(f"corpus {', '.join(record['corpus'])} there")
-  elif record.get("corpus_stat") not in (None, corpus_stats(corpus_files)):
-    changed = [f for f, old, new in zip(corpus_files, record["corpus_stat"], corpus_stats(corpus_files)) if old != new]
+  elif record.get("corpus_stat") not in (None, stats):
+    changed = [f for f, old, new in zip(corpus_files, record["corpus_stat"], stats) if old != new]
     diff.append(f"{', '.join(changed)} changed since that run (size or modification time)")
   if diff:
     raise W2VError(f"{run_dir} holds a run with other settings ({'; '.join(diff)}): use another --workdir, "

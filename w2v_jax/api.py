@@ -155,9 +155,9 @@ def _records_up_to(workdir: pathlib.Path, position) -> list[dict]:
         raise W2VError(f"{path}, line {n}, is not a JSON record: restore the file or delete it (the checkpoint "
                        "resumes without it; the summary's final loss then covers this session)") from None
       # the last line half-written (a run killed while appending it): dropped below
-  if position is None:
-    position = checkpoint.Position(1 << 30, 0)
-  kept = [r for r in records if (r["epoch"] - 1, r["step"]) <= tuple(position) or r["epoch"] - 1 < position.epoch]
+  # a record (epoch e + 1, step s) covers the steps before checkpoint.Position(e, s); an epoch's last record
+  # (step = its steps) sorts before the next epoch's Position(e + 1, 0)
+  kept = [r for r in records if position is None or (r["epoch"] - 1, r["step"]) <= tuple(position)]
   if len(kept) < len(lines):
     write_atomic(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
   return kept

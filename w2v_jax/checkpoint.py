@@ -10,7 +10,7 @@ import pathlib
 import threading
 import zipfile
 import zlib
-from typing import NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 import jax
 import numpy as np
@@ -19,6 +19,7 @@ from w2v_jax.atomic import write_atomic
 from w2v_jax.errors import W2VError
 
 FILENAME = "checkpoint.npz"
+T = TypeVar("T")
 
 
 class Position(NamedTuple):
@@ -37,30 +38,32 @@ def save(workdir: str | os.PathLike, state, position: Position, meta: dict) -> p
   return path
 
 
-def load(workdir: str | os.PathLike) -> tuple[list[np.ndarray], Position, dict] | None:
-  """(state leaves, position, meta), or None when the workdir holds no checkpoint."""
+def _read(workdir: str | os.PathLike, read: Callable[..., T]) -> T | None:
+  """read(the open .npz), or None when the workdir holds no checkpoint; a damaged file (truncated, not a
+  zip, a missing entry) is one W2VError."""
   path = pathlib.Path(workdir) / FILENAME
   if not path.exists():
     return None
   try:
     with np.load(path) as z:
-      leaves = [z[f"leaf_{i}"] for i in range(len(z.files) - 2)]
-      return (leaves, Position(*(int(x) for x in z["position"])),
-              json.loads(str(z["meta"])))
+      return read(z)
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
     raise W2VError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from None
+
+
+def _position(z) -> Position:
+  return Position(*(int(x) for x in z["position"]))
+
+
+def load(workdir: str | os.PathLike) -> tuple[list[np.ndarray], Position, dict] | None:
+  """(state leaves, position, meta), or None when the workdir holds no checkpoint."""
+  return _read(workdir, lambda z: ([z[f"leaf_{i}"] for i in range(len(z.files) - 2)], _position(z),
+                                   json.loads(str(z["meta"]))))
 
 
 def position(workdir: str | os.PathLike) -> Position | None:
   """Where the workdir's checkpoint stands, read without its tables; None when there is none."""
-  path = pathlib.Path(workdir) / FILENAME
-  if not path.exists():
-    return None
-  try:
-    with np.load(path) as z:
-      return Position(*(int(x) for x in z["position"]))
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-    raise W2VError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from None
+  return _read(workdir, _position)
 
 
 class Writer:
