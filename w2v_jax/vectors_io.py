@@ -94,6 +94,14 @@ def _header(path, data):
   return vocab_size, dim, (end + 1 if end >= 0 else len(data))
 
 
+def _numbers(fields) -> bool:
+  try:
+    [float(x) for x in fields]
+  except ValueError:
+    return False
+  return True
+
+
 def _looks_like_text(data, start, dim):
   """True if the records read as text lines: the first is a word and `dim` numbers, or a word and
   another count of numbers in a file without a zero byte (a text file with a bad row, which then
@@ -102,15 +110,10 @@ def _looks_like_text(data, start, dim):
   fields = data[start:end if end >= 0 else len(data)].split()
   if len(fields) < 2:
     return False
-  try:
-    [float(x) for x in fields[1:]]
-  except ValueError:   # a text line whose word holds a space ("new york 0.1 ..."): its last dim fields are numbers
-    try:
-      [float(x) for x in fields[-dim:]]
-    except ValueError:
-      return False
-    return len(fields) > dim + 1 and b"\0" not in data
-  return len(fields) == dim + 1 or b"\0" not in data
+  if _numbers(fields[1:]):
+    return len(fields) == dim + 1 or b"\0" not in data
+  # a text line whose word holds a space ("new york 0.1 ..."): its last dim fields are numbers
+  return len(fields) > dim + 1 and _numbers(fields[-dim:]) and b"\0" not in data
 
 
 def _check_utf8(path, data, start):
@@ -128,14 +131,6 @@ def _check_utf8(path, data, start):
                      "re-encode the file as UTF-8") from None
     raise W2VError(f"{path}:{line_no}: byte {data[at:at + 1]!r} after the word is not valid UTF-8; "
                    "is this a binary file? read it as one (binary=True, --binary)") from None
-
-
-def _numbers(fields) -> bool:
-  try:
-    [float(x) for x in fields]
-  except ValueError:
-    return False
-  return True
 
 
 def _read_text(path, data, start, vocab_size, dim):
