@@ -301,12 +301,10 @@ def _nvidia_gpu_listed() -> bool:
 
 def _write_json(path: str, result: dict) -> None:
   """The whole record, atomically (a run cut short keeps what it had)."""
+  from w2v_jax.atomic import write_atomic
   result["elapsed_s"] = round(time.perf_counter() - T0, 2)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(tmp, path)
+  write_atomic(path, lambda f: f.write(json.dumps(result, indent=1).encode()))
 
 
 def _brief(result: dict, path: str) -> dict:
