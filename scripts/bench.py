@@ -45,7 +45,7 @@ def _cpu_seconds() -> dict:
 def worker_w2v_jax(args) -> dict:
   import tempfile
   import numpy as np
-  from w2v_jax import api, corpus, pages, train, vectors_io
+  from w2v_jax import api, corpus, pages, loop, vectors_io
   from w2v_jax.config import TrainConfig
   from w2v_jax.experiments.common import use_compile_cache
   use_compile_cache(args.cache_dir)   # as w2v-train does: a rerun loads its compiled chunk
@@ -61,7 +61,7 @@ def worker_w2v_jax(args) -> dict:
   with tempfile.TemporaryDirectory() as cold:   # a cold cache: the vocabulary and encoding are timed
     vocab, enc = corpus.prepare([args.corpus], cfg.min_count, cache_dir=cold)
   prep = time.perf_counter() - t0
-  fit = train.fit(cfg, vocab, enc, huge_pages=huge)
+  fit = loop.fit(cfg, vocab, enc, huge_pages=huge)
   vectors = np.asarray(fit.params.W_in)
   t1 = time.perf_counter()
   with tempfile.TemporaryDirectory() as out:

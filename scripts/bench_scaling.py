@@ -25,14 +25,14 @@ MESHES = ("none", "data:2", "data:4", "data:2,vocab:2", "vocab:4")
 
 def worker(args) -> dict:
   import jax
-  from w2v_jax import corpus, distributed, train
+  from w2v_jax import corpus, distributed, loop
   from w2v_jax.config import TrainConfig
   cfg = TrainConfig(model=args.model, dim=args.dim, window=args.window, neg=args.neg, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size,
                     steps_per_call=args.steps_per_call)
   vocab, enc = corpus.prepare([args.corpus], cfg.min_count, cache_dir=args.cache_dir)
   mesh = None if args.mesh == "none" else distributed.make_mesh(args.mesh)
-  fit = train.fit(cfg, vocab, enc, mesh=mesh, log_every_s=math.inf)
+  fit = loop.fit(cfg, vocab, enc, mesh=mesh, log_every_s=math.inf)
   steady = max(fit.train_seconds - fit.compile_seconds, 1e-9)
   return {"mesh": args.mesh, "devices": 1 if mesh is None else mesh.devices.size,
           "device": jax.devices()[0].device_kind, "model": args.model, "vocab_size": len(vocab.words),

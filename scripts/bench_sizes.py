@@ -22,7 +22,7 @@ TOKENS = 1_000_000
 
 def _zipf_run(model: str, V: int, D: int, steps_per_call: int = 16) -> dict:
   import numpy as np
-  from w2v_jax import corpus, train, vocab
+  from w2v_jax import corpus, loop, vocab
   from w2v_jax.config import TrainConfig
   rng = np.random.default_rng(0)
   p = 1.0 / np.arange(1, V + 1)
@@ -33,7 +33,7 @@ def _zipf_run(model: str, V: int, D: int, steps_per_call: int = 16) -> dict:
   enc = corpus.EncodedCorpus(tokens, np.arange(0, TOKENS + 1, 20, dtype=np.int64),
                              corpus.CorpusStats(files=0, raw_words=TOKENS, replaced_chars=0))
   cfg = TrainConfig(model=model, dim=D, epochs=1, min_count=1, steps_per_call=steps_per_call)
-  fit = train.fit(cfg, voc, enc)
+  fit = loop.fit(cfg, voc, enc)
   steady = fit.train_seconds - fit.compile_seconds
   return {"model": model, "V": V, "D": D, "words_per_sec": TOKENS / fit.train_seconds,
           "words_per_sec_excl_compile": TOKENS / max(steady, 1e-9), "compile_seconds": fit.compile_seconds,

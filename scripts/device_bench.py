@@ -135,17 +135,17 @@ def zipf_corpus(n_tokens: int, V: int, seed: int):
 
 
 class Data:
-  """A corpus with its epoch-0 data (train.epoch_data) made once; steps set per batch size."""
+  """A corpus with its epoch-0 data (loop.epoch_data) made once; steps set per batch size."""
 
   def __init__(self, name: str, n_tokens: int, V: int, args):
     import numpy as np
-    from w2v_jax import train
+    from w2v_jax import loop
     from w2v_jax.config import TrainConfig
     t = time.perf_counter()
     self.vocab, self.corpus = zipf_corpus(n_tokens, V, args.seed)
     cfg = TrainConfig(model="sgram_neg", epochs=1, min_count=1, sample=args.sample, seed=args.seed,
                       batch_size=1024)
-    self.base = train.epoch_data(cfg, self.vocab, self.corpus, 0)
+    self.base = loop.epoch_data(cfg, self.vocab, self.corpus, 0)
     self.kept = int(np.count_nonzero(np.asarray(self.base.sent) >= 0))
     self.raw_words = float(self.corpus.stats.raw_words)
     self.seconds = time.perf_counter() - t

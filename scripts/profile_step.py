@@ -6,7 +6,7 @@
                                                                 # off: 4 kB pages; default auto, as fit
   python scripts/profile_step.py --corpus ... --model cbow_neg --timeline 12   # then 12 s, second by second
 
-It builds the chunk `train.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
+It builds the chunk `loop.fit` runs (defaults of TrainConfig, overridable as --set key=value), times
 steady-state steps, then records a jax.profiler trace with XLA:CPU's per-thunk trace events on and prints
 the time of each kind of op per step, summed over threads (so the total can exceed the wall time when
 XLA runs independent ops at once). This is the profile the performance notes in docs/performance.md quote.
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from w2v_jax import corpus as corpus_lib, engine, native, pages, train  # noqa: E402
+from w2v_jax import corpus as corpus_lib, engine, native, pages, loop  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 from bench import CoreSampler  # noqa: E402  (scripts/ is on sys.path when a script runs)
 from bench_runs import field_value  # noqa: E402
@@ -49,7 +49,7 @@ def main():
   ap.add_argument("--timeline", type=float, default=0.0,
                   help="then this many seconds of steps, each second's time beside the CPUs' round trip")
   ap.add_argument("--huge_pages", nargs="?", const="on", default="auto", choices=list(pages.SETTINGS),
-                  help="the tables on huge pages (pages.place): auto (as train.fit), on or off")
+                  help="the tables on huge pages (pages.place): auto (as loop.fit), on or off")
   args = ap.parse_args()
 
   base = TrainConfig()
@@ -60,14 +60,14 @@ def main():
   vocab, enc = corpus_lib.prepare(args.corpus, cfg.min_count)
   if args.no_native:
     os.environ["W2V_JAX_NATIVE"] = "0"   # read when the kernel is first needed, at tracing
-  spec = engine.select_step(cfg, counts=vocab.counts)   # as train.fit without a mesh
+  spec = engine.select_step(cfg, counts=vocab.counts)   # as loop.fit without a mesh
   print(f"step: {spec.name} -- {spec.reason}")
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   huge = pages.SETTINGS[args.huge_pages]
   state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim, huge))   # as fit
   state, pages_line = pages.place(state, huge)
   print(f"tables: {pages_line}")
-  data = train.epoch_data(cfg, vocab, enc, 0)
+  data = loop.epoch_data(cfg, vocab, enc, 0)
   S = cfg.steps_per_call
   if (args.chunks + 12) * S > int(data.steps):
     raise SystemExit(f"error: the epoch has {int(data.steps)} steps, fewer than --chunks needs; lower it")

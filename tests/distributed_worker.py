@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from w2v_jax import api, corpus, distributed, train  # noqa: E402
+from w2v_jax import api, corpus, distributed, loop  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
 
 # window 3: buckets of 22, 21 and 21 centers, which split unevenly (padding); max_dup 4: damping at work.
@@ -49,9 +49,9 @@ def equivalence(out: pathlib.Path, path: str) -> None:
   for model, optimizer, on, meshes in CASES:
     cfg = TrainConfig(model=model, optimizer=optimizer, optimizer_on=on, **TINY)
     vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=out / "cache")
-    ref = train.fit(cfg, vocab, enc).params
+    ref = loop.fit(cfg, vocab, enc).params
     for spec in meshes:
-      got = train.fit(cfg, vocab, enc, mesh=distributed.make_mesh(spec)).params
+      got = loop.fit(cfg, vocab, enc, mesh=distributed.make_mesh(spec)).params
       results[f"{model}/{optimizer}-{on}/{spec}"] = max_diff(ref, got) if got[0].shape == ref[0].shape else 1e9
       results[f"{model}/{optimizer}-{on}/{spec} compiles"] = chunks[-1]._cache_size()   # 2 epochs, 1 compile
     if model == "sgram_neg":   # stop after 3 chunks on one mesh, resume on another, then on none
@@ -59,12 +59,12 @@ def equivalence(out: pathlib.Path, path: str) -> None:
       stopper = lambda: next(calls) == 2
       work = out / "resume"
       work.mkdir()
-      first = train.fit(cfg, vocab, enc, workdir=work, should_stop=stopper,
+      first = loop.fit(cfg, vocab, enc, workdir=work, should_stop=stopper,
                         mesh=distributed.make_mesh("data:2,vocab:2"))
       calls = iter(range(10 ** 6))
-      second = train.fit(cfg, vocab, enc, workdir=work, resume=True, should_stop=stopper,
+      second = loop.fit(cfg, vocab, enc, workdir=work, resume=True, should_stop=stopper,
                          mesh=distributed.make_mesh("vocab:4"))
-      third = train.fit(cfg, vocab, enc, workdir=work, resume=True)
+      third = loop.fit(cfg, vocab, enc, workdir=work, resume=True)
       statuses = [first.status, second.status, third.status]
       results["resume across meshes"] = max_diff(ref, third.params) if statuses == [
           "interrupted", "interrupted", "finished"] else 1e9

@@ -440,7 +440,7 @@ def test_a_chunk_in_one_kernel_call_equals_one_call_per_step(model, extra, tmp_p
   """engine.make_chunk runs the fused kernels' S steps in one call (StepSpec.steps); lax.scan over the
   one-step kernel is the same arithmetic in the same order, so the tables and losses agree bit for bit,
   through the epoch's end (steps past it are all padding)."""
-  from w2v_jax import corpus as corpus_lib, engine, models, train
+  from w2v_jax import corpus as corpus_lib, engine, models, loop
   from w2v_jax.config import TrainConfig
   vocab, enc = corpus_lib.prepare(str(planted_corpus(tmp_path / "c.txt")), 1)
   cfg = TrainConfig(model=model, dim=20, window=3, batch_size=64, steps_per_call=8, sample=0, **extra)
@@ -451,7 +451,7 @@ def test_a_chunk_in_one_kernel_call_equals_one_call_per_step(model, extra, tmp_p
     options = dict(spec.model.native_options, hogwild=True, threads=1)
     spec = spec._replace(step=step_lib.make_fused_step(kernel, options, None, False),
                          steps=step_lib.make_fused_steps(kernel, options, None, False))
-  data = train.epoch_data(cfg, vocab, enc, 0)
+  data = loop.epoch_data(cfg, vocab, enc, 0)
   runs = []
   for s in (spec, spec._replace(steps=None)):
     chunk = jax.jit(engine.make_chunk(s, cfg), donate_argnums=0)

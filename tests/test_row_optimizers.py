@@ -62,11 +62,11 @@ def test_unique_rows_sums_duplicates():
 
 
 def test_adam_on_rows_learns_the_planted_groups(tmp_path):
-  from w2v_jax import corpus, train
+  from w2v_jax import corpus, loop
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(dim=16, window=2, neg=3, epochs=3, min_count=1, sample=0.0, batch_size=64, steps_per_call=4,
                     model="sgram_neg", optimizer="adam", lr=0.01)
   vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
-  result = train.fit(cfg, vocab, enc)
+  result = loop.fit(cfg, vocab, enc)
   assert "lazy adam" in result.engine["step"]
   assert group_purity(vocab.words, np.asarray(result.params.W_in)) > 0.9

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from w2v_jax import api, batches, checkpoint, engine, models, train
+from w2v_jax import api, batches, checkpoint, engine, models, loop
 from w2v_jax import rows as rows_lib
 from w2v_jax import step as step_lib
 from w2v_jax.config import TrainConfig
@@ -51,7 +51,7 @@ def _fit(tmp_path, fit_kw=None, **kw):
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**{**TINY, **kw})
   vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
-  return vocab, train.fit(cfg, vocab, enc, **{"log_every_s": 0.0, **(fit_kw or {})})
+  return vocab, loop.fit(cfg, vocab, enc, **{"log_every_s": 0.0, **(fit_kw or {})})
 
 
 @pytest.mark.parametrize("model", models.NAMES)
@@ -91,7 +91,7 @@ def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("model", ["cbow_neg", "sgram", "cbow_hs"])
 def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
-  """train.fit compiles its chunk on a thread from the shapes alone (train.compile_ahead), while the tables
+  """loop.fit compiles its chunk on a thread from the shapes alone (loop.compile_ahead), while the tables
   are initialised: the compiled chunk must give the jitted chunk's result on the real arguments (a shape or
   dtype it got wrong would fail at the call), and a compilation that fails must raise at the call."""
   from w2v_jax import corpus
@@ -100,9 +100,9 @@ def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
                               cache_dir=tmp_path / "cache")
   spec = engine.select_step(cfg, counts=vocab.counts)
   plain = jax.jit(engine.make_chunk(spec, cfg))
-  ahead = train.compile_ahead(plain, spec, cfg, vocab, enc)
+  ahead = loop.compile_ahead(plain, spec, cfg, vocab, enc)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
-  data = train.epoch_data(cfg, vocab, enc, 1)
+  data = loop.epoch_data(cfg, vocab, enc, 1)
   a, b = ahead(state, data, jnp.int32(3)), plain(state, data, jnp.int32(3))
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     assert np.array_equal(np.asarray(x), np.asarray(y))
@@ -110,7 +110,7 @@ def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
 
   def broken(state, data, first):
     raise ValueError("a chunk that cannot be traced")
-  late = train.compile_ahead(jax.jit(broken), spec, cfg, vocab, enc)
+  late = loop.compile_ahead(jax.jit(broken), spec, cfg, vocab, enc)
   with pytest.raises(ValueError, match="cannot be traced"):
     late(state, data, jnp.int32(0))
 
@@ -127,7 +127,7 @@ def test_divergent_learning_rate_stops_with_a_clear_error_and_says_what_checkpoi
   path = planted_corpus(tmp_path / "planted.txt")
   cfg = TrainConfig(**{**TINY, "lr": 1e30})
   # it diverges at the first log step, before any checkpoint: the error must not promise one
-  with pytest.raises(train.Diverged, match="lower --lr .no checkpoint had been written yet"):
+  with pytest.raises(loop.Diverged, match="lower --lr .no checkpoint had been written yet"):
     api.train(cfg, [path], tmp_path / "run", cache_dir=tmp_path / "cache", checkpoint_every=4,
               log_every_s=0.0)
   assert not (tmp_path / "run" / "checkpoint.npz").exists()
@@ -194,7 +194,7 @@ def test_duplicate_damping_caps_only_frequent_rows():
 def test_damping_keeps_a_large_k_run_finite(tmp_path):
   """lr 0.5 on the 48-word planted corpus (every word hundreds of times a step) diverges with plain
   summed updates and trains with the cap."""
-  with pytest.raises(train.Diverged):
+  with pytest.raises(loop.Diverged):
     _fit(tmp_path, neg=15, lr=0.5, max_dup=None, batch_size=256)
   vocab, result = _fit(tmp_path, neg=15, lr=0.5, max_dup=1.0, batch_size=256)
   assert np.all(np.isfinite(result.params.W_in))
@@ -310,7 +310,7 @@ def test_sgram_neg_with_k_15_trains_at_word2vecs_lr_on_real_text(tmp_path):
   summed updates blew up in the second epoch (a frequent word's stale updates, each carrying K + 1
   predictions); the auto cap (12 at K = 15) trains, and the vectors learn word similarity."""
   cfg = TrainConfig(model="sgram_neg", neg=15)
-  with pytest.raises(train.Diverged, match="blew up|non-finite"):
+  with pytest.raises(loop.Diverged, match="blew up|non-finite"):
     api.train(dataclasses.replace(cfg, max_dup=32.0), cache_dir=tmp_path)
   run = api.train(cfg, cache_dir=tmp_path)
   assert run.summary["status"] == "finished" and run.summary["engine"]["dup_cap"] == 12.0
@@ -327,7 +327,7 @@ def test_the_final_loss_is_the_last_epochs_whatever_the_log_interval(tmp_path):
   vocab, enc = corpus.prepare([path], cfg.min_count, cache_dir=tmp_path / "cache")
   finals = []
   for every_s in (0.0, 1e9):   # a record per chunk; a record per epoch
-    fit = train.fit(cfg, vocab, enc, log_every_s=every_s)
+    fit = loop.fit(cfg, vocab, enc, log_every_s=every_s)
     if every_s:
       assert [r["epoch"] for r in fit.history] == list(range(1, cfg.epochs + 1))
     finals.append(api.make_summary(cfg, vocab, enc, fit, _no_evaluation())["final_loss"])
@@ -343,7 +343,7 @@ def _no_evaluation():
 
 
 def test_epochs_drawn_ahead_are_the_epochs_drawn_in_turn(tmp_path, monkeypatch):
-  """train.fit draws epoch e + 1's data on a thread while epoch e trains (train.EpochsAhead): each epoch
+  """loop.fit draws epoch e + 1's data on a thread while epoch e trains (loop.EpochsAhead): each epoch
   must get exactly epoch_data's arrays, whether asked in order or from a resumed epoch, and an error in
   drawing an epoch must reach the caller when that epoch is asked for, not before and not lost."""
   from w2v_jax import corpus
@@ -355,28 +355,28 @@ def test_epochs_drawn_ahead_are_the_epochs_drawn_in_turn(tmp_path, monkeypatch):
     return all(np.array_equal(np.asarray(x), np.asarray(y))
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
-  ahead = train.EpochsAhead(cfg, vocab, enc, first_epoch=0)   # epoch 0 drawn from the start, as in fit
+  ahead = loop.EpochsAhead(cfg, vocab, enc, first_epoch=0)   # epoch 0 drawn from the start, as in fit
   try:
     got = [ahead.get(e) for e in range(cfg.epochs)]
   finally:
     ahead.close()
   for e, data in enumerate(got):
-    assert same(data, train.epoch_data(cfg, vocab, enc, e)), e
+    assert same(data, loop.epoch_data(cfg, vocab, enc, e)), e
   assert not same(got[0], got[1])   # the epochs differ: the comparison can fail
 
-  resumed = train.EpochsAhead(cfg, vocab, enc, first_epoch=0)   # a guess that turns out wrong
+  resumed = loop.EpochsAhead(cfg, vocab, enc, first_epoch=0)   # a guess that turns out wrong
   try:
     assert same(resumed.get(2), got[2]) and same(resumed.get(3), got[3])
   finally:
     resumed.close()
 
-  real = train.epoch_data
+  real = loop.epoch_data
   def fails_in_epoch_1(cfg, vocab, corpus, epoch, noise=None):
     if epoch == 1:
       raise W2VError("kept no words in epoch 1")
     return real(cfg, vocab, corpus, epoch, noise)
-  monkeypatch.setattr(train, "epoch_data", fails_in_epoch_1)
-  failing = train.EpochsAhead(cfg, vocab, enc, first_epoch=0)
+  monkeypatch.setattr(loop, "epoch_data", fails_in_epoch_1)
+  failing = loop.EpochsAhead(cfg, vocab, enc, first_epoch=0)
   try:
     assert same(failing.get(0), got[0])   # epoch 1 is being drawn, and fails, behind this
     with pytest.raises(W2VError, match="epoch 1"):
@@ -389,14 +389,14 @@ def test_memory_is_checked_against_the_machine_before_training(monkeypatch):
   """The tables (2 x V x D float32) against physical memory: refused where two copies cannot fit, a warning
   where the run's peak (about 4 copies) may not; the batches of a call likewise."""
   pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": (1 << 30) // 4096}   # a 1 GiB machine
-  monkeypatch.setattr(train.os, "sysconf", lambda name: pages[name])
+  monkeypatch.setattr(loop.os, "sysconf", lambda name: pages[name])
   cfg = TrainConfig(dim=100)
-  assert train.check_memory(cfg, 100_000) is None                    # 80 MB of tables
-  assert "may run out of memory" in train.check_memory(cfg, 500_000)   # 400 MB: 4 copies do not fit
+  assert loop.check_memory(cfg, 100_000) is None                    # 80 MB of tables
+  assert "may run out of memory" in loop.check_memory(cfg, 500_000)   # 400 MB: 4 copies do not fit
   with pytest.raises(W2VError, match="the tables need 1.6 GB .2 x 2,000,000 words x dim 100"):
-    train.check_memory(cfg, 2_000_000)
+    loop.check_memory(cfg, 2_000_000)
   with pytest.raises(W2VError, match="lower --batch_size or --steps_per_call"):
-    train.check_memory(TrainConfig(batch_size=1 << 20), 1000)
+    loop.check_memory(TrainConfig(batch_size=1 << 20), 1000)
 
 
 def test_an_ablation_run_stopped_before_its_record_is_finished_from_its_checkpoint(tmp_path, monkeypatch):

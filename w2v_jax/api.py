@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from w2v_jax import corpus as corpus_lib
-from w2v_jax import batches, checkpoint, distributed, evaluate, models, native, plots, train as train_lib
+from w2v_jax import batches, checkpoint, distributed, evaluate, loop, models, native, plots
 from w2v_jax import vectors_io
 from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax.config import TrainConfig
@@ -206,7 +206,7 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   plotter = None if workdir is None else _Plotter(workdir, cfg)
   log = on_log if workdir is None or not primary else _run_logger(workdir, cfg, history, on_log, plotter)
   try:
-    fit = train_lib.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
+    fit = loop.fit(cfg, vocab, encoded, workdir=workdir, resume=resume, on_log=log,
                         should_stop=should_stop, log_every_s=log_every_s, checkpoint_every=checkpoint_every,
                         checkpoint_every_s=checkpoint_every_s,
                         mesh=mesh, on_start=on_start, huge_pages=huge_pages, wait_for_checkpoint=False)
@@ -238,7 +238,7 @@ def _number(x):
   return None if x is None or x != x else x
 
 
-def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: train_lib.FitResult, evaluation: dict,
+def make_summary(cfg: TrainConfig, vocab: Vocab, encoded, fit: loop.FitResult, evaluation: dict,
                  history: list[dict] | None = None) -> dict:
   """What summary.json holds. `history`: the whole run's log records where it spans several sessions (a
   resumed run), else fit.history; train_seconds and words_per_sec are this session's."""

@@ -180,9 +180,9 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh,
                noise: sampling.AliasTable | None = None) -> batches.EpochData:
   """The epoch's data on the mesh: tokens and sent [G, N/G], row g the subsampled corpus block g.
 
-  G = 1 gives train.epoch_data's arrays, replicated. G = Nd puts row g on data shard g, computed only by
+  G = 1 gives loop.epoch_data's arrays, replicated. G = Nd puts row g on data shard g, computed only by
   the process holding it (subsampled with the stream (seed, epoch * G + g)); `steps` is the longest row's.
-  `noise`: as train.epoch_data's.
+  `noise`: as loop.epoch_data's.
   """
   blocks = default_blocks(mesh)
   keep = sampling.keep_probs(vocab.counts, cfg.sample)

@@ -249,7 +249,7 @@ def _check_tables(tree: Tree, params: Params, name: str) -> None:
 def _needs_vocab(name: str):
   def fail(*_):
     raise W2VError(f"model {name!r} needs a vocabulary: its Huffman tree is built from the word counts. "
-                   f"Use models.get({name!r}).configure(counts=vocab.counts) (api.train and train.fit do)")
+                   f"Use models.get({name!r}).configure(counts=vocab.counts) (api.train and loop.fit do)")
   return fail
 
 

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from w2v_jax import api
-from w2v_jax import train as train_lib
+from w2v_jax import loop
 from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -98,7 +98,7 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
   try:
     result = api.train(cfg, [corpus], run_dir, resume=(run_dir / "checkpoint.npz").exists(),
                        cache_dir=cache_dir, log_every_s=30.0)
-  except train_lib.Diverged as e:   # a result too (an lr too high), not a reason to stop the script
+  except loop.Diverged as e:   # a result too (an lr too high), not a reason to stop the script
     record = {"name": run_dir.name, "config": want, "lr": cfg.learning_rate, "diverged": str(e),
               **{m: None for m in ("analogy", "semantic", "syntactic", "ws353", "simlex", "words_per_sec",
                                    "train_seconds", "final_loss")}, "wall_seconds": time.time() - start}
