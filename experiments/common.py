@@ -131,7 +131,12 @@ def load_plugins(paths: list[str] | None) -> None:
 
 def engine_line(e: dict) -> str:
   """The line that says which step runs, and why (api.train's on_start, summary["engine"])."""
-  return f"step: {e['step']} (native kernels: {'on' if e['native'] else 'off'}) -- {e['reason']}"
+  kernels = "off"
+  if e["native"]:
+    kernels = "on" + (f", -march={e['march']}" if e.get("march") else "")
+    if e.get("march_resolved") not in (None, e.get("march")):
+      kernels += f" ({e['march_resolved']})"
+  return f"step: {e['step']} (native kernels: {kernels}) -- {e['reason']}"
 
 
 def print_engine(e: dict) -> None:

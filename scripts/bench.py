@@ -5,6 +5,9 @@
     (--hogwild 1, --huge_pages on|off: also those runs of w2v_jax, in the same tables, beside the default
     run, whose tables go on huge pages when they take 512 MB or more (pages.py); --repeats N: N
     alternating runs of each, with each repeat's ratios to gensim and their median)
+    python scripts/bench.py --corpus ../shared/data/dev_corpus.txt.gz --march x86-64,x86-64-v3,native \
+        --one_thread --repeats 2   # every build of the kernels beside gensim; and each on one thread
+        # against gensim workers=1
 
 Each system trains in its own subprocess (so peak RSS is its own), on the same corpus, with dim 100,
 window 5, neg 5, min_count 5, sample 1e-3 and 5 epochs unless flags say otherwise (the *_hs models
@@ -43,6 +46,10 @@ def _cpu_seconds() -> dict:
 
 
 def worker_w2v_jax(args) -> dict:
+  if args.march:   # before the kernels are built: each -march is built and cached apart (native/builder.py)
+    os.environ["W2V_JAX_NATIVE_MARCH"] = args.march
+  if args.one:   # the fused steps on one thread (fused_steps.cc, Pace)
+    os.environ["W2V_JAX_PACE"] = "one"
   import tempfile
   import numpy as np
   from w2v_jax import api, corpus, pages, loop, vectors_io
@@ -73,7 +80,8 @@ def worker_w2v_jax(args) -> dict:
   ev = api.evaluate_vectors(vocab.words, vectors)
   evaluate = time.perf_counter() - t2
   words = enc.stats.raw_words * cfg.epochs
-  system = ("w2v_jax" + (" --hogwild" if args.hogwild else "")
+  system = ("w2v_jax" + (f" -march={args.march}" if args.march else "") + (" one thread" if args.one else "")
+            + (" --hogwild" if args.hogwild else "")
             + {None: "", True: " --huge_pages", False: " --nohuge_pages"}[huge])
   return {"system": system, "model": args.model, "pages": fit.pages, "threads": fit.threads,
           "words_per_sec": words / fit.train_seconds,
@@ -81,6 +89,7 @@ def worker_w2v_jax(args) -> dict:
           "train_seconds": fit.train_seconds, "compile_seconds": fit.compile_seconds,
           "prepare_seconds": prep, "import_seconds": t_import, "write_seconds": write,
           "evaluate_seconds": evaluate, "whole_job_seconds": whole, "engine": fit.engine["step"],
+          "march": fit.engine.get("march"), "march_resolved": fit.engine.get("march_resolved"),
           "compile_cache": "cold" if compiled else "warm",
           "analogy": ev["analogy"]["accuracy"], "ws353": ev["word_similarity"]["spearman"],
           "simlex999": ev["simlex999"]["spearman"], "final_loss": fit.history[-1]["loss"],
@@ -209,6 +218,22 @@ def _run_worker(kind, args, **extra) -> dict | None:
   return {**json.loads(out.stdout.strip().splitlines()[-1]), **cores.summary()}
 
 
+def _variants(args, model: str) -> dict:
+  """Our runs of one model in one repeat, each the worker's extra flags: one per --march build (or the
+  default build), each also on one thread with --one_thread, then --hogwild and --huge_pages."""
+  marches = [m for m in args.march.split(",") if m] or [""]
+  runs = {}
+  for m in marches:
+    runs[f"march={m}"] = {"march": m} if m else {}
+    if args.one_thread:
+      runs[f"march={m} one"] = {**runs[f"march={m}"], "one": 1}
+  if args.hogwild and model.endswith("_neg"):
+    runs["hogwild"] = {"hogwild": 1}
+  if args.huge_pages:
+    runs["pages"] = {"pages": args.huge_pages}
+  return runs
+
+
 def compare(args) -> list[dict]:
   rows = []
   print(f"corpus {args.corpus}: dim {args.dim}, window {args.window}, neg {args.neg}, min_count "
@@ -225,24 +250,22 @@ def compare(args) -> list[dict]:
     if args.repeats > 1:
       print(f"  {model}: repeat {repeat + 1} of {args.repeats}", flush=True)
     g = _run_worker("gensim", args, model=model) if not args.no_gensim else None
-    variants = {"j": {}, "h": {"hogwild": 1} if args.hogwild and model.endswith("_neg") else None,
-                "p": {"pages": args.huge_pages} if args.huge_pages else None}
+    g1 = (_run_worker("gensim", args, model=model, workers=1)
+          if args.one_thread and not args.no_gensim and args.workers != 1 else None)
+    variants = _variants(args, model)
     # Odd repeats run our variants in the reverse order, so that none always runs first after gensim.
-    order = [k for k in variants if variants[k] is not None][::-1 if repeat % 2 else 1]
+    order = list(variants)[::-1 if repeat % 2 else 1]
     done = {k: _run_worker("w2v_jax", args, model=model, **variants[k]) for k in order}
-    j, h, p = (done.get(k) for k in "jhp")
-    for r in (j, p):
+    for r in done.values():
       if r is not None:
-        print(f"  {model} {r['system']}: {r['pages']}", flush=True)
-    for r in (j, h, p):
-      if r is not None and r["threads"]:
-        print(f"  {model} {r['system']}: {r['threads']}", flush=True)
-    for r in (j, h, p, g):
+        print(f"  {model} {r['system']}: {r['pages']}" + (f"; {r['threads']}" if r["threads"] else ""), flush=True)
+    for k, r in [*((k, done[k]) for k in variants), ("gensim", g), ("gensim1", g1)]:
       if r is None:
         continue
+      base = g1 if (k != "gensim" and variants.get(k, {}).get("one")) or k == "gensim1" else g
       r["repeat"] = repeat
-      ratio = r["words_per_sec"] / g["words_per_sec"] if g else float("nan")
-      whole = g["whole_job_seconds"] / r["whole_job_seconds"] if g else float("nan")   # > 1: faster
+      ratio = r["words_per_sec"] / base["words_per_sec"] if base else float("nan")
+      whole = base["whole_job_seconds"] / r["whole_job_seconds"] if base else float("nan")   # > 1: faster
       r["ratio_vs_gensim"], r["whole_job_ratio_vs_gensim"] = ratio, whole
       rows.append(r)
       lines.append(f"| {model} | {r['system']} | {r['words_per_sec'] / 1e3:,.0f}k | {ratio:.2f}x | "
@@ -278,7 +301,8 @@ def repeats_table(rows: list[dict]) -> str:
     mine = [r for r in rows if (r["model"], r["system"]) == key]
     train = [r["ratio_vs_gensim"] for r in mine]
     whole = [r["whole_job_ratio_vs_gensim"] for r in mine]
-    gensim = {r["repeat"]: r for r in rows if r["system"].startswith("gensim") and r["model"] == key[0]}
+    gensim = {r["repeat"]: r for r in rows if r["system"].startswith("gensim") and r["model"] == key[0]
+              and ("workers=1)" in r["system"]) == ("one thread" in key[1])}   # the gensim run it was set against
     cpu = ", ".join(f"{r['user_cpu_seconds']:.1f} / " + (f"{gensim[r['repeat']]['user_cpu_seconds']:.1f}"
                                                         if r["repeat"] in gensim else "-") for r in mine)
     share = lambda r: "-" if r is None or r.get("cores_far") is None else f"{r['cores_far']:.0%}"
@@ -329,6 +353,22 @@ def vocab_scaling(args) -> list[dict]:
   return rows
 
 
+def host_line() -> str:
+  """The CPU's model and its vector extensions (/proc/cpuinfo), for the figures' record."""
+  info = {}
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+  except OSError:
+    import platform
+    return f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+  wanted = ("sse2", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "asimd", "sve")
+  have = [f for f in wanted if f in info.get("flags", info.get("Features", "")).split()]
+  return f"host: {info.get('model name', '?')}, {os.cpu_count()} CPUs, vector flags: {' '.join(have)}"
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "w2v_jax", "data",
@@ -351,6 +391,11 @@ def main():
   p.add_argument("--pages", default="auto", choices=["auto", "on", "off"], help=argparse.SUPPRESS)
   p.add_argument("--repeats", type=int, default=1, help="run each model's systems this many times, alternating, "
                  "and print each repeat's ratios and their median")
+  p.add_argument("--march", default="", help="comma-separated -march values (e.g. x86-64,x86-64-v3,native): "
+                 "one w2v_jax run per build, beside the same gensim run (W2V_JAX_NATIVE_MARCH)")
+  p.add_argument("--one_thread", action="store_true", help="also run each build on one thread "
+                 "(W2V_JAX_PACE=one) against gensim workers=1")
+  p.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
   p.add_argument("--scaling", action="store_true", help="also run the scaling figures")
   p.add_argument("--zipf", default=None, help="vocabulary scaling: comma-separated TYPES:TOKENS synthetic Zipf "
                  "corpora (e.g. 25e3:4e6,300e3:4e6,1.5e6:10e6; use with --epochs 1 --min_count 1)")
@@ -365,6 +410,7 @@ def main():
     return
   import jax
   from w2v_jax import native
+  print(host_line(), flush=True)
   print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}; {native.status().reason} "
         "(W2V_JAX_NATIVE=0 switches them off)", flush=True)
   results = {"vocab_scaling": vocab_scaling(args)} if args.zipf else {"compare": compare(args)}

@@ -14,7 +14,7 @@ from tests.test_cli import ROOT, TINY
 from w2v_jax import buckets, native, rows as rows_lib
 from w2v_jax import step as step_lib
 
-needs_kernel = pytest.mark.skipif(native._compiler() is None or os.environ.get("W2V_JAX_NATIVE") == "0",
+needs_kernel = pytest.mark.skipif(native.builder.compiler() is None or os.environ.get("W2V_JAX_NATIVE") == "0",
                                   reason="no C++ compiler here: the reference path runs instead")
 
 

@@ -46,9 +46,11 @@ class StepSpec(NamedTuple):
                                  # one call (the fused kernels); None: lax.scan over `step`
 
   def describe(self) -> dict:
-    """summary.json's "engine" record."""
+    """summary.json's "engine" record; with the native kernels, the -march they were built for and what
+    the compiler resolved it to (native.build_record)."""
+    built = native.build_record() if self.native else None
     return {"step": self.name, "layout": self.layout, "native": self.native, "reason": self.reason,
-            "dup_cap": self.dup_cap}
+            "dup_cap": self.dup_cap, **(built or {"march": None, "march_resolved": None})}
 
 
 def configured_model(cfg: TrainConfig, counts=None) -> models.Model:
@@ -112,9 +114,10 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   neg_draws = (cfg.neg * 2 * cfg.window if model.negatives_per_slot else cfg.neg) if model.uses_negatives else 0
   use_native = status.available and mesh is None
   fused_here = use_native and layout == "span" and fused is not None
-  if cfg.hogwild and not fused_here:
+  if cfg.hogwild and not (fused_here and model.native_step in native.HOGWILD_STEPS):
     here = ("a mesh is given" if mesh is not None else status.reason if not status.available
-            else f"{model.name} on the {layout} layout has none")
+            else f"{model.name} on the {layout} layout has " + ("a fused kernel without a Hogwild form"
+                                                                 if fused_here else "none"))
     raise W2VError("--hogwild runs in the fused native CPU kernels (cbow_neg, sgram_neg; one device, span "
                    f"layout): here {here}; drop --hogwild")
   if fused_here:

@@ -19,72 +19,45 @@ then one scatter-add) performing the same float operations in the same order: th
 `apply_span_rows` is rows.apply_span_rows_reference likewise. They serve the bucketed and per-window
 layouts on one device.
 
-The build. On first use the sources here (*.cc, *.h) are compiled with the system C++ compiler (CXX, or
-c++, g++, clang++) with -march=native, one compiler per file at once: the kernels (fused_steps.cc,
-apply_rows.cc, pages.cc, cores.cc, text_rows.cc, behind kernels.h, free of XLA) at -O3, and ffi_handlers.cc, the XLA FFI handlers against
-jaxlib's bundled FFI headers, at -O1; into $W2V_JAX_NATIVE_DIR or
-~/.cache/w2v_jax/native, keyed by the sources, jaxlib's version, the compiler and the machine.
-`python -m w2v_jax.native build` does it ahead of time; `start_build()` does it on a background thread
-(api.train calls it first, so the build overlaps reading the corpus), and `status()` waits for it. A
-failed build writes its compiler log and a marker beside where the library would be; later processes
-read the marker and do not try again (delete it, or run `python -m w2v_jax.native build --force`, to
-retry). `status()` says whether the kernels run here and, if not, why in one line: the engine puts that
-line in the run's first line and summary.json, and runs the pure-JAX step instead. W2V_JAX_NATIVE=0
-switches the backend off.
+The build. On first use the sources here are compiled for `-march=$W2V_JAX_NATIVE_MARCH` (default
+`native`) and cached (builder.py: the compiler, the flags, the cache and its checks). `python -m
+w2v_jax.native build` does it ahead of time; `start_build()` does it on a background thread (api.train
+calls it first, so the build overlaps reading the corpus), and `status()` waits for it. `status()` says
+whether the kernels run here and, if not, why in one line: the engine puts that line in the run's first
+line and summary.json, and runs the pure-JAX step instead; `build_record()` is the loaded library's build
+record (its -march and what the compiler resolved it to), for summary["engine"]. W2V_JAX_NATIVE=0 switches
+the backend off.
 """
 import collections
 import concurrent.futures
 import ctypes
 import functools
-import hashlib
 import os
-import pathlib
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 import numpy as np
 
-from w2v_jax import losses, rewrites
+from w2v_jax import hsoftmax, losses, rewrites
 from w2v_jax.errors import W2VError
+from w2v_jax.native import builder
 from w2v_jax.rows import apply_rows_reference, apply_span_rows_reference
 from w2v_jax.types import Params
 
-_SOURCE_DIR = pathlib.Path(__file__).parent
-_SOURCES = sorted(_SOURCE_DIR.glob("*.cc"))
-_HEADERS = sorted(_SOURCE_DIR.glob("*.h"))
 _TARGET = "w2v_apply_rows"
 _SPAN_TARGET = "w2v_apply_span_rows"
 _CBOW_NEG_TARGET = "w2v_cbow_neg_step"
 _SGRAM_NEG_TARGET = "w2v_sgram_neg_step"
 _HUGE_PAGE_COPY_TARGET = "w2v_huge_page_copy"
 _HUGE_PAGE_ZEROS_TARGET = "w2v_huge_page_zeros"
+_CBOW_HS_TARGET = "w2v_cbow_hs_step"
+_SGRAM_HS_TARGET = "w2v_sgram_hs_step"
 _TARGETS = {_TARGET: "W2vApplyRows", _SPAN_TARGET: "W2vApplySpanRows", _CBOW_NEG_TARGET: "W2vCbowNegStep",
             _SGRAM_NEG_TARGET: "W2vSgramNegStep", _HUGE_PAGE_COPY_TARGET: "W2vHugePageCopy",
-            _HUGE_PAGE_ZEROS_TARGET: "W2vHugePageZeros"}
-_FLAGS = ["-march=native", "-ffp-contract=off", "-std=c++17", "-fPIC", "-w"]
-# The kernels at -O3; ffi_handlers.cc, which only unpacks arguments but parses XLA's FFI headers (most of a
-# build's time), at -O1: a cold build went from 6.5 s to 4.1 s on 2 cores.
-_OPT = {"ffi_handlers.cc": "-O1"}
-
-
-def _opt(src: pathlib.Path) -> str:
-  return _OPT.get(src.name, "-O3")
-
-
-def _build_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get("W2V_JAX_NATIVE_DIR")
-                      or pathlib.Path.home() / ".cache" / "w2v_jax" / "native")
-
-
-def _compiler() -> str | None:
-  return os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+            _HUGE_PAGE_ZEROS_TARGET: "W2vHugePageZeros", _CBOW_HS_TARGET: "W2vCbowHsStep",
+            _SGRAM_HS_TARGET: "W2vSgramHsStep"}
 
 
 class Status(NamedTuple):
@@ -93,66 +66,25 @@ class Status(NamedTuple):
   reason: str
 
 
-def _key(cxx: str) -> str:
-  # -march=native: the library is for this machine, hence the node and processor in the key.
-  sources = [p.read_text() for p in _SOURCES + _HEADERS]
-  return hashlib.sha256("\0".join([*sources, jaxlib.__version__, cxx, platform.machine(), platform.node(),
-                                   platform.processor(), *_FLAGS, *map(_opt, _SOURCES)]).encode()
-                        ).hexdigest()[:16]
-
-
-def _compile(cxx: str, lib_path: pathlib.Path, log_path: pathlib.Path) -> str | None:
-  """Builds the library at lib_path; None, or what went wrong (the compiler's output is in log_path)."""
-  lib_path.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
-    out = pathlib.Path(tmp) / lib_path.name
-    objects = [pathlib.Path(tmp) / f"{src.stem}.o" for src in _SOURCES]
-    logs = [pathlib.Path(tmp) / f"{src.stem}.log" for src in _SOURCES]
-    try:   # one compiler per source, at once (each takes seconds), then a link
-      jobs = []
-      for src, obj, log in zip(_SOURCES, objects, logs):
-        with open(log, "wb") as f:   # the child keeps its own copy of the descriptor
-          jobs.append(subprocess.Popen([cxx, _opt(src), *_FLAGS, f"-I{jax.ffi.include_dir()}", "-c", str(src),
-                                        "-o", str(obj)], stdout=f, stderr=subprocess.STDOUT))
-      codes = [job.wait() for job in jobs]
-      link = None
-      if not any(codes):
-        link = subprocess.run([cxx, "-shared", *_FLAGS, *map(str, objects), "-o", str(out)],
-                              capture_output=True)
-    except OSError as e:
-      log_path.write_text(f"{cxx}: {e}\n")
-      return f"the C++ compiler {cxx!r} could not be run ({e.strerror})"
-    log_path.write_bytes(b"".join(log.read_bytes() for log in logs if log.exists())
-                         + (link.stdout + link.stderr if link is not None else b""))
-    if any(codes) or link is None or link.returncode:
-      return f"compiling with {cxx} failed"
-    os.replace(out, lib_path)   # atomic: a concurrent build never sees half a library
-  return None
-
-
 @functools.cache
 def _load() -> Status:
-  """Builds (once per build directory) and registers the kernels, or says why they are off."""
+  """Builds (once per build directory and target) and registers the kernels, or says why they are off."""
+  global _LIB, _RECORD
   if os.environ.get("W2V_JAX_NATIVE", "1") == "0":
     return Status(False, "native CPU kernels off: W2V_JAX_NATIVE=0")
-  cxx = _compiler()
+  cxx, march = builder.compiler(), builder.march()
   if cxx is None:
     return Status(False, "native CPU kernels off: no C++ compiler found (install g++ or set CXX)")
-  key = _key(cxx)
-  lib_path = _build_dir() / f"w2v_native-{key}.so"
-  failed, log_path = lib_path.with_suffix(".failed"), lib_path.with_suffix(".log")
-  if failed.exists():
-    return Status(False, f"native CPU kernels off: their build failed before ({failed.read_text().strip()}); "
-                         f"compiler log: {log_path}; retry with `python -m w2v_jax.native build --force`")
   try:
-    if not lib_path.exists():
-      error = _compile(cxx, lib_path, log_path)
-      if error is not None:
-        failed.write_text(error + "\n")
-        return Status(False, f"native CPU kernels off: {error}; compiler log: {log_path}")
-    lib = ctypes.cdll.LoadLibrary(str(lib_path))
+    built = builder.ensure(cxx, march)
+    if isinstance(built, str):
+      return Status(False, f"native CPU kernels off: {built}")
+    if march != "native" and (why := builder.runs_here(built.path)):
+      return Status(False, f"native CPU kernels off: the build for {builder.MARCH_ENV}={march} does not run "
+                           f"on this CPU: {why}; unset {builder.MARCH_ENV} or choose another value")
+    lib = ctypes.cdll.LoadLibrary(str(built.path))
   except OSError as e:   # no writable build directory, or a library that does not load
-    return Status(False, f"native CPU kernels off: {e.strerror or e} ({lib_path.parent})")
+    return Status(False, f"native CPU kernels off: {e.strerror or e} ({builder.build_dir()})")
   for target, symbol in _TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
   lib.W2vCoreRoundTrip.restype = ctypes.c_double   # (core_round_trip_ns)
@@ -160,12 +92,23 @@ def _load() -> Status:
   lib.W2vFormatTextRows.restype = ctypes.c_int64   # (text_rows)
   lib.W2vFormatTextRows.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                     ctypes.c_void_p, ctypes.c_int64]
-  global _LIB
-  _LIB = lib
-  return Status(True, f"native CPU kernels built ({lib_path})")
+  _LIB, _RECORD = lib, built.record
+  resolved = f" ({built.record['resolved']})" if built.record.get("resolved") not in (None, march) else ""
+  return Status(True, (built.note + "; " if built.note else "")
+                + f"native CPU kernels built for -march={march}{resolved} ({built.path})")
 
 
 _LIB = None   # the loaded library, for contention()
+_RECORD = None   # its build record (builder.py)
+
+
+def build_record() -> dict | None:
+  """The loaded library's -march, what the compiler resolved it to, and the compiler; None when the
+  kernels are not loaded."""
+  if _RECORD is None:
+    return None
+  return {"march": _RECORD.get("march"), "march_resolved": _RECORD.get("resolved"),
+          "compiler": _RECORD.get("compiler")}
 
 
 class Contention(NamedTuple):
@@ -285,6 +228,7 @@ def _check_environment() -> None:
 def status() -> Status:
   """Whether the kernels run for the default backend (the CPU, with a compiler), and why not."""
   _check_environment()
+  builder.march()   # a bad value is the caller's one-line error
   if jax.default_backend() != "cpu":
     return Status(False, f"native CPU kernels off: the backend is {jax.default_backend()}")
   with _LOCK:
@@ -307,10 +251,9 @@ def available() -> bool:
 def build(force: bool = False) -> Status:
   """Builds the kernels now (forgetting a remembered failure when `force`); returns the status."""
   _check_environment()
-  cxx = _compiler()
+  cxx = builder.compiler()
   if force and cxx is not None:
-    lib_path = _build_dir() / f"w2v_native-{_key(cxx)}.so"
-    lib_path.with_suffix(".failed").unlink(missing_ok=True)
+    builder.forget_failure(cxx, builder.march())
   with _LOCK:
     if force:
       _load.cache_clear()
@@ -459,5 +402,63 @@ def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, threads: int
   return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads, hogwild)
 
 
+def cbow_hs_span_step_reference(params, span, lr, max_dup: float | None, *, tree, cbow_context_grad: str):
+  """One cbow_hs step on a SpanBatch in pure JAX: (params, loss [B]). hsoftmax.cbow_hs_span_parts on the
+  tree (hsoftmax.Tree), then the input side by rows.apply_span_rows_reference and the output side (the
+  centers' paths) by rows.apply_rows_reference."""
+  loss, coef, dh, out_part = hsoftmax.cbow_hs_span_parts(tree, params, span, cbow_context_grad)
+  return Params(apply_span_rows_reference(params.W_in, span.tokens, coef, dh, -lr, max_dup),
+                apply_rows_reference(params.W_out, [out_part], -lr, max_dup)), loss
+
+
+def sgram_hs_span_step_reference(params, span, lr, max_dup: float | None, *, tree):
+  """One sgram_hs step (word2vec.c's orientation) on a SpanBatch in pure JAX: (params, loss [B]).
+  hsoftmax.sgram_hs_span_row_grads on the tree, then rows.apply_rows_reference on each table."""
+  loss, rg = hsoftmax.sgram_hs_span_row_grads(tree, params, span)
+  return Params(apply_rows_reference(params.W_in, [(rg.in_idx, rg.in_rows)], -lr, max_dup),
+                apply_rows_reference(params.W_out, [(rg.out_idx, rg.out_rows)], -lr, max_dup)), loss
+
+
+def _hs_step(target: str, tree, params, span, lr, max_dup: float | None, threads: int, **attrs):
+  """The hierarchical-softmax kernel `target` (hs_steps.cc) on (params, span) and the tree's parent links
+  and branch bits: (Params, loss [B], or [S, B] for S stacked steps), the tables updated in place."""
+  if tree.V != params.W_in.shape[0]:
+    raise W2VError(f"the tables have {params.W_in.shape[0]} rows but the tree was built for {tree.V} words")
+  W_in, W_out = params
+  call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
+                                   jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
+                                   jax.ShapeDtypeStruct(span.mask.shape[:-1], jnp.float32)),
+                          input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
+  W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
+                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
+                           tree.up.astype(jnp.int32), tree.bit.astype(jnp.int8),
+                           max_dup=np.float32(max_dup if max_dup is not None else 0.0), depth=np.int32(tree.L),
+                           threads=np.int32(threads), **attrs)
+  return Params(W_in, W_out), loss
+
+
+def cbow_hs_span_step(params, span, lr, max_dup: float | None, *, tree, cbow_context_grad: str, threads: int = 0):
+  """`cbow_hs_span_step_reference` as one fused kernel (hs_steps.cc, through fused_steps.cc's phases): the
+  whole step in place on the donated tables, with the threads, the determinism (the same bits whatever
+  the number of threads), the tolerance to the reference (float rounding) and the S stacked steps of
+  `cbow_neg_span_step`. The synchronous step only: no Hogwild form."""
+  losses.check_context_grad(cbow_context_grad)
+  if not _require(params):
+    return _reference_steps(cbow_hs_span_step_reference, params, span, lr, max_dup, tree=tree,
+                            cbow_context_grad=cbow_context_grad)
+  return _hs_step(_CBOW_HS_TARGET, tree, params, span, lr, max_dup, threads,
+                  mean_grad=np.int32(cbow_context_grad == "mean"))
+
+
+def sgram_hs_span_step(params, span, lr, max_dup: float | None, *, tree, threads: int = 0):
+  """`sgram_hs_span_step_reference` as one fused kernel, as `cbow_hs_span_step` is for cbow_hs."""
+  if not _require(params):
+    return _reference_steps(sgram_hs_span_step_reference, params, span, lr, max_dup, tree=tree)
+  return _hs_step(_SGRAM_HS_TARGET, tree, params, span, lr, max_dup, threads)
+
+
 # A model's `native_step` name -> its fused kernel, called as f(params, span, lr, max_dup, **native_options).
-FUSED_STEPS = {"cbow_neg": cbow_neg_span_step, "sgram_neg": sgram_neg_span_step}
+FUSED_STEPS = {"cbow_neg": cbow_neg_span_step, "sgram_neg": sgram_neg_span_step, "cbow_hs": cbow_hs_span_step,
+               "sgram_hs": sgram_hs_span_step}
+# Those of them that also run word2vec.c's unsynchronised update (hogwild=True).
+HOGWILD_STEPS = frozenset({"cbow_neg", "sgram_neg"})

@@ -1,6 +1,8 @@
 // CbowNegStep, SgramNegStep (kernels.h): one whole negative-sampling training step on a SpanBatch, in
 // place on both tables, on the calling thread and the other threads of XLA's CPU pool (the FFI handlers
 // w2v_cbow_neg_step and w2v_sgram_neg_step in ffi_handlers.cc check the buffers and call these).
+// RunSpanStep (span_step.h) runs the same three phases around a model's maths from another file
+// (hs_steps.cc: hierarchical softmax).
 //
 // Each computes what its pure-JAX step computes (native.<model>_span_step_reference), from the same
 // snapshot of the tables. With o = (-W..-1, 1..W), slot (b, j) of window b is span position W + b + o_j,
@@ -43,6 +45,7 @@
 
 #include "kernels.h"
 #include "row_math.h"
+#include "span_step.h"
 
 namespace w2v {
 namespace {
@@ -50,6 +53,8 @@ namespace {
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  __asm__ __volatile__("yield");
 #endif
 }
 
@@ -181,7 +186,7 @@ class Pace {
     }();
     return mode;
   }
-  enum Kernel { kCbow, kSgram, kKernels };
+  enum Kernel { kCbow, kSgram, kCbowHs, kSgramHs, kKernels };
   static Pace& For(Kernel kernel) {
     static Pace* p = new Pace[kKernels];
     return p[kernel];
@@ -329,36 +334,6 @@ inline void Axpy(float a, const float* x, float* y, int64_t d) {
   for (int64_t i = 0; i < d; ++i) y[i] += a * x[i];
 }
 
-// The 1 + K scores of one context (the positive first): σ of each, and the loss Σ_t softplus(∓s_t), with
-// e_t = exp(−|s_t|), σ(s) = 1/(1+e) or e/(1+e), softplus(±s) = max(±s, 0) + log(1+e). The log terms are
-// summed as one log of their product, log Π_t (1+e_t) (each factor in (1, 2]): one logf per context, not
-// 1 + K (logf per score took a third of cbow's per-window time). It differs from Σ_t log1p(e_t) by a few
-// float roundings, far below the loss's own. The product is logged every 64 factors (≤ 2⁶⁴: no overflow).
-class LossTerms {
- public:
-  // σ(s) for score s of target t (t = 0: the positive), adding its loss term.
-  float Add(float s, bool positive) {
-    const float e = std::exp(-std::fabs(s));
-    linear_ += std::max(positive ? -s : s, 0.0f);
-    product_ *= 1.0f + e;
-    if (++factors_ == 64) Flush();
-    return s >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-  }
-  float Loss() {
-    Flush();
-    return linear_ + log_;
-  }
-
- private:
-  void Flush() {
-    log_ += std::log(product_);
-    product_ = 1.0f;
-    factors_ = 0;
-  }
-  float linear_ = 0.0f, log_ = 0.0f, product_ = 1.0f;
-  int factors_ = 0;
-};
-
 // One skip-gram slot (input row h, mask m) against its window's nt targets T (the center's row first):
 //   s_t = h · T_t;  g_t = m (σ(s_t) − [t = 0]);  dh = Σ_t g_t T_t (t in order);  outs_t += g_t h
 // Returns the slot's loss, m Σ_t softplus(∓s_t). One pass over d each for the scores, dh and the outs
@@ -374,13 +349,6 @@ inline float SkipGramSlot(const float* h, float m, const float* const* rows, int
   WeightedSum(g, rows, nt, d, dh);
   AddScaled(g, h, nt, d, outs);
   return m * loss.Loss();
-}
-
-// A row id as a read sees it: negative ids count from the end, the rest are clamped into the table
-// (JAX's gather clamps). Training never passes ids out of range.
-inline int64_t ReadRow(int32_t i, int64_t v) {
-  const int64_t k = i < 0 ? int64_t{i} + v : int64_t{i};
-  return std::min<int64_t>(std::max<int64_t>(k, 0), v - 1);
 }
 
 inline void Prefetch(const float* row, int64_t d) {
@@ -838,6 +806,35 @@ void SgramNegStep(Pool& pool, const StepArgs& args, float max_dup, int32_t threa
   // Phase 2: slot (b, j) receives its own ∂L/∂h_bj.
   auto slot = [&](int64_t b, int64_t j) { return std::pair<float, const float*>(1.0f, x.dh.data() + (b * c + j) * d); };
   RunPhases(&pool, threads, Pace::kSgram, s, x, max_dup, {&x.out_a}, window, slot);
+}
+
+namespace {
+
+// span_step.h's OutRows on phase 1's lists: a window's rows go to its chunk's list.
+class ListedRows final : public OutRows {
+ public:
+  ListedRows(Lists* lists, int64_t chunk) : lists_(lists), chunk_(chunk) {}
+  void Add(int64_t row, const float* src, float g) override { lists_->Add(chunk_, row, src, g); }
+
+ private:
+  Lists* lists_;
+  int64_t chunk_;
+};
+
+}  // namespace
+
+void RunSpanStep(Pool& pool, int32_t threads, SpanKernel kernel, const StepArgs& args, float max_dup,
+                 SpanWindows& windows) {
+  const Step s(args);
+  Scratch& x = GetScratch();
+  std::lock_guard<std::mutex> lock(x.mu);
+  auto window = [&](int64_t b, int64_t chunk, WindowScratch&) {
+    ListedRows out(&x.out_a, chunk);
+    windows.Window(b, out);
+  };
+  auto slot = [&](int64_t b, int64_t j) { return windows.Slot(b, j); };
+  RunPhases(&pool, threads, kernel == SpanKernel::kCbowHs ? Pace::kCbowHs : Pace::kSgramHs, s, x, max_dup,
+            {&x.out_a}, window, slot);
 }
 
 }  // namespace w2v
