@@ -63,9 +63,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import losses, models
+from w2v_jax import losses, models, rewrites
 from w2v_jax.errors import W2VError
-from w2v_jax.types import Batch, Params, RowGrads
+from w2v_jax.types import Batch, Params, RowGrads, SpanBatch
 
 __all__ = ["huffman_tree", "Tree", "tree_for", "SGRAM_HS_FORMS"]
 
@@ -274,14 +274,21 @@ def cbow_hs_row_grads(tree: Tree, params: Params, batch: Batch, cbow_context_gra
     ∂L/∂v_{context_j} = m_j ∂L/∂h / n   ("mean"; "sum": m_j ∂L/∂h, word2vec.c's neu1e)
   """
   h, n = losses._batch_h(params, batch)                                    # [B, D], [B]
-  points, label, on_path = _path(tree, batch.center, h.dtype)              # [B, L]
+  loss, dh, out_idx, out_rows = _cbow_head(tree, params, h, n, batch.center)
+  in_idx, in_rows = losses._scatter_context(batch, dh, n, cbow_context_grad)
+  return loss, RowGrads(in_idx, in_rows, out_idx, out_rows)
+
+
+def _cbow_head(tree: Tree, params: Params, h, n, center):
+  """cbow_hs from the hidden vectors h [B, D] (n [B] real context words) on: (loss [B], ∂L/∂h [B, D], the
+  W_out ids [B·L] (the centers' paths) and rows g_i h [B·L, D], zero off the path and where n = 0)."""
+  points, label, on_path = _path(tree, center, h.dtype)                    # [B, L]
   valid = (n > 0).astype(h.dtype)
   u = params.W_out[points]                                                 # [B, L, D]
   loss, g = _terms(losses.row_dots(u, h), label, valid[:, None] * on_path)   # [B, L]
   dh = losses.weighted_rows(g, u)                                          # [B, D]
-  in_idx, in_rows = losses._scatter_context(batch, dh, n, cbow_context_grad)
   out_rows = (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1])       # [B·L, D]
-  return jnp.sum(loss, axis=1), RowGrads(in_idx, in_rows, points.reshape(-1), out_rows)
+  return jnp.sum(loss, axis=1), dh, points.reshape(-1), out_rows
 
 
 # ----------------------------------------------------------------------------- sgram_hs
@@ -322,17 +329,54 @@ def sgram_hs_swapped_row_grads(tree: Tree, params: Params, batch: Batch):
     ∂L/∂v_{context_j} = Σ_i G_ji u_{p_i}   (G U: B·C rows of W_in)
     ∂L/∂u_{p_i}       = Σ_j G_ji h_j       (Gᵀ H: B·L rows of W_out, summed over the window)
   """
-  h = params.W_in[batch.context]                                           # [B, C, D]
-  points, label, on_path = _path(tree, batch.center, h.dtype)              # [B, L]
+  loss, dh, out_idx, out_rows = _swapped(tree, params, params.W_in[batch.context], batch.center, batch.mask)
+  return loss, RowGrads(batch.context.reshape(-1), dh.reshape(-1, dh.shape[-1]), out_idx, out_rows)
+
+
+def _swapped(tree: Tree, params: Params, h, center, mask):
+  """The swapped rule's maths on gathered context rows h [B, C, D]: (loss [B], ∂L/∂h [B, C, D], the W_out
+  ids [B·L] (the centers' paths) and rows Gᵀ H [B·L, D], zero off the path)."""
+  points, label, on_path = _path(tree, center, h.dtype)                    # [B, L]
   u = params.W_out[points]                                                 # [B, L, D]
   s = jnp.einsum("bcd,bld->bcl", h, u)                                     # [B, C, L]
-  loss, g = _terms(s, label[:, None, :], batch.mask[:, :, None] * on_path[:, None, :])
+  loss, g = _terms(s, label[:, None, :], mask[:, :, None] * on_path[:, None, :])
   # Σ over L and over C written out (as rewrites._swapped): faster on XLA:CPU than the batched dots.
   dh = sum(g[:, :, i, None] * u[:, None, i, :] for i in range(u.shape[1]))  # [B, C, D]
   du = sum(g[:, j, :, None] * h[:, j, None, :] for j in range(h.shape[1]))  # [B, L, D]
-  D = h.shape[-1]
-  return jnp.sum(loss, axis=(1, 2)), RowGrads(batch.context.reshape(-1), dh.reshape(-1, D),
-                                              points.reshape(-1), du.reshape(-1, D))
+  return jnp.sum(loss, axis=(1, 2)), dh, points.reshape(-1), du.reshape(-1, h.shape[-1])
+
+
+# ----------------------------------------------------------------------------- the span layout
+# The same rules on a SpanBatch (types.py): B + 2W input rows gathered once, each position's W_in row the
+# sum of what its context slots receive (rewrites.slots / unslots), as the negative-sampling models' span
+# forms. native.FUSED_STEPS's cbow_hs and sgram_hs kernels compute these, then rows.py's update.
+
+def cbow_hs_span_parts(tree: Tree, params: Params, span: SpanBatch, cbow_context_grad: str):
+  """cbow_hs on a SpanBatch: (loss [B], coef [B, C], ∂L/∂h [B, D], the W_out part (ids [B·L], rows
+  [B·L, D])) as `_cbow_head` gives them. Context slot (b, j) receives coef[b, j] · ∂L/∂h_b, coef = m (sum)
+  or m / max(n, 1) (mean): losses.context_scale."""
+  h, n = rewrites.span_context_mean(params, span)                          # [B, D], [B]
+  window = span.mask.shape[1] // 2
+  loss, dh, out_idx, out_rows = _cbow_head(tree, params, h, n, span.tokens[window:window + h.shape[0]])
+  return loss, losses.context_scale(span.mask, n, cbow_context_grad), dh, (out_idx, out_rows)
+
+
+def cbow_hs_span_row_grads(tree: Tree, params: Params, span: SpanBatch, cbow_context_grad: str):
+  """`cbow_hs_row_grads` (its training rule) of batches.to_batch(span), the W_in side as one row per span
+  position (in_idx = span.tokens), the sum of what its context slots receive."""
+  loss, coef, dh, (out_idx, out_rows) = cbow_hs_span_parts(tree, params, span, cbow_context_grad)
+  in_rows = rewrites.unslots(coef[:, :, None] * dh[:, None, :], coef.shape[1] // 2)   # [B+2W, D]
+  return loss, RowGrads(span.tokens, in_rows, out_idx, out_rows)
+
+
+def sgram_hs_span_row_grads(tree: Tree, params: Params, span: SpanBatch):
+  """`sgram_hs_swapped_row_grads` of batches.to_batch(span), from B+2W input rows, the W_in side as one
+  row per span position (in_idx = span.tokens): Σ over its slots (b, j) of Σ_i G_bji u_{p_i}."""
+  B, C = span.mask.shape
+  window = C // 2
+  h = rewrites.slots(params.W_in[span.tokens], B, window)                  # [B, C, D]
+  loss, dh, out_idx, out_rows = _swapped(tree, params, h, span.tokens[window:window + B], span.mask)
+  return loss, RowGrads(span.tokens, rewrites.unslots(dh, window), out_idx, out_rows)
 
 
 # ----------------------------------------------------------------------------- registration
@@ -353,9 +397,13 @@ def _configure_cbow_hs(model: models.Model, *, counts=None, cbow_context_grad: s
     return model
   tree = tree_for(counts)
   rows = _checked(cbow_hs_row_grads, tree, model.name)
+  span = _checked(cbow_hs_span_row_grads, tree, model.name)
   return model._replace(example_loss=_checked(cbow_hs_example_loss, tree, model.name),
                         row_grads=functools.partial(rows, cbow_context_grad="mean"),
-                        train_rows=functools.partial(rows, cbow_context_grad=cbow_context_grad))
+                        train_rows=functools.partial(rows, cbow_context_grad=cbow_context_grad),
+                        span_rows=functools.partial(span, cbow_context_grad=cbow_context_grad),
+                        native_step="cbow_hs",
+                        native_options=(("tree", tree), ("cbow_context_grad", cbow_context_grad)))
 
 
 def _configure_sgram_hs(model: models.Model, *, counts=None, sgram_hs_form: str = "swapped", **_):
@@ -366,10 +414,13 @@ def _configure_sgram_hs(model: models.Model, *, counts=None, sgram_hs_form: str 
   if counts is None:
     return model
   tree = tree_for(counts)
-  swapped = _checked(sgram_hs_swapped_row_grads, tree, model.name)
-  return model._replace(example_loss=_checked(sgram_hs_example_loss, tree, model.name),
-                        row_grads=_checked(sgram_hs_row_grads, tree, model.name),
-                        train_rows=swapped if sgram_hs_form == "swapped" else None)
+  model = model._replace(example_loss=_checked(sgram_hs_example_loss, tree, model.name),
+                         row_grads=_checked(sgram_hs_row_grads, tree, model.name))
+  if sgram_hs_form == "direct":
+    return model
+  return model._replace(train_rows=_checked(sgram_hs_swapped_row_grads, tree, model.name),
+                        span_rows=_checked(sgram_hs_span_row_grads, tree, model.name), native_step="sgram_hs",
+                        native_options=(("tree", tree),))
 
 
 models.register("cbow_hs", _needs_vocab("cbow_hs"), _needs_vocab("cbow_hs"), per_pair=False, default_lr=0.05,

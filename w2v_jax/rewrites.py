@@ -96,6 +96,15 @@ def cbow_neg_span_parts(params: Params, span: SpanBatch, cbow_context_grad: str)
   models.cbow_neg_head gives them). Context slot (b, j) receives coef[b, j] · ∂L/∂h_b
   (losses.context_scale); native.apply_span_rows sums those per position and writes B+2W rows, where
   `cbow_neg_span_row_grads` writes them out."""
+  h, n = span_context_mean(params, span)
+  window = span.mask.shape[1] // 2
+  loss, dh, out_parts = cbow_neg_head(params, h, n, span.tokens[window:window + h.shape[0]], span.negatives)
+  return loss, context_scale(span.mask, n, cbow_context_grad), dh, out_parts
+
+
+def span_context_mean(params: Params, span: SpanBatch):
+  """CBOW's hidden vectors on a SpanBatch, from B+2W input rows: h_b = Σ_j m_bj v(slot b, j) / max(n_b, 1)
+  [B, D], and n_b = Σ_j m_bj [B]."""
   B, C = span.mask.shape
   window = C // 2
   rows = params.W_in[span.tokens]                                  # [B+2W, D]: each position once
@@ -103,8 +112,7 @@ def cbow_neg_span_parts(params: Params, span: SpanBatch, cbow_context_grad: str)
   # Σ_j m_bj · row[b + W + o_j], over static shifted slices: no [B, C, D] array is formed.
   h = sum(span.mask[:, j, None] * rows[window + o:window + o + B]
           for j, o in enumerate(context_offsets(window))) / jnp.maximum(n, 1.0)[:, None]
-  loss, dh, out_parts = cbow_neg_head(params, h, n, span.tokens[window:window + B], span.negatives)
-  return loss, context_scale(span.mask, n, cbow_context_grad), dh, out_parts
+  return h, n
 
 
 def cbow_neg_span_row_grads(params: Params, span: SpanBatch, cbow_context_grad: str):

@@ -154,6 +154,50 @@ ffi::Error SgramNegStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ff
   return ffi::Error::Success();
 }
 
+// The tree of the hierarchical-softmax steps, checked against the tables (v rows): up and bit [2v − 1].
+ffi::Error UnpackTree(const char* name, ffi::Buffer<ffi::S32> up, ffi::Buffer<ffi::S8> bit, int64_t v, int32_t depth,
+                      w2v::HsTree* tree) {
+  if (up.element_count() != 2 * v - 1 || bit.element_count() != 2 * v - 1 || depth < 1)
+    return ffi::Error::InvalidArgument(std::string(name) + ": the tree must be up [2V − 1], bit [2V − 1], depth >= 1");
+  *tree = {up.typed_data(), reinterpret_cast<const int8_t*>(bit.typed_data()), depth};
+  return ffi::Error::Success();
+}
+
+ffi::Error CbowHsStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                          ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                          ffi::Buffer<ffi::S32> neg, ffi::Buffer<ffi::S32> up, ffi::Buffer<ffi::S8> bit,
+                          ffi::Result<ffi::Buffer<ffi::F32>> w_in_out, ffi::Result<ffi::Buffer<ffi::F32>> w_out_out,
+                          ffi::Result<ffi::Buffer<ffi::F32>> loss_out, float max_dup, int32_t depth, int32_t mean_grad,
+                          int32_t threads) {
+  w2v::StepArgs s;
+  w2v::HsTree tree;
+  int64_t steps;
+  if (auto e = Unpack("w2v_cbow_hs_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s, &steps);
+      e.failure())
+    return e;
+  if (auto e = UnpackTree("w2v_cbow_hs_step", up, bit, s.v, depth, &tree); e.failure()) return e;
+  XlaPool p(&pool);
+  EachStep(s, scale.typed_data(), steps, [&](const w2v::StepArgs& si) { w2v::CbowHsStep(p, si, tree, max_dup, mean_grad != 0, threads); });
+  return ffi::Error::Success();
+}
+
+ffi::Error SgramHsStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> w_out,
+                           ffi::Buffer<ffi::F32> scale, ffi::Buffer<ffi::S32> tokens, ffi::Buffer<ffi::F32> mask,
+                           ffi::Buffer<ffi::S32> neg, ffi::Buffer<ffi::S32> up, ffi::Buffer<ffi::S8> bit,
+                           ffi::Result<ffi::Buffer<ffi::F32>> w_in_out, ffi::Result<ffi::Buffer<ffi::F32>> w_out_out,
+                           ffi::Result<ffi::Buffer<ffi::F32>> loss_out, float max_dup, int32_t depth, int32_t threads) {
+  w2v::StepArgs s;
+  w2v::HsTree tree;
+  int64_t steps;
+  if (auto e = Unpack("w2v_sgram_hs_step", w_in, w_out, scale, tokens, mask, neg, w_in_out, w_out_out, loss_out, &s, &steps);
+      e.failure())
+    return e;
+  if (auto e = UnpackTree("w2v_sgram_hs_step", up, bit, s.v, depth, &tree); e.failure()) return e;
+  XlaPool p(&pool);
+  EachStep(s, scale.typed_data(), steps, [&](const w2v::StepArgs& si) { w2v::SgramHsStep(p, si, tree, max_dup, threads); });
+  return ffi::Error::Success();
+}
+
 ffi::Error HugePageCopyImpl(ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out,
                             ffi::Result<ffi::Buffer<ffi::S32>> advised, int64_t huge_page) {
   if (in.size_bytes() != out->size_bytes())
@@ -190,6 +234,25 @@ auto StepBinding() {
       .Attr<float>("max_dup");        // <= 0: no cap
 }
 
+
+// The hierarchical-softmax steps' arguments and results: the fused steps' (negatives [B, 0]) and the tree.
+auto HsStepBinding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()   // W_in [V, D]
+      .Arg<ffi::Buffer<ffi::F32>>()   // W_out [V, D]
+      .Arg<ffi::Buffer<ffi::F32>>()   // scale [] (−lr)            or [S]: S steps in one call, in order
+      .Arg<ffi::Buffer<ffi::S32>>()   // tokens [B + 2W]           or [S, B + 2W]
+      .Arg<ffi::Buffer<ffi::F32>>()   // mask [B, 2W]              or [S, B, 2W]
+      .Arg<ffi::Buffer<ffi::S32>>()   // negatives [B, 0]          or [S, B, 0]
+      .Arg<ffi::Buffer<ffi::S32>>()   // up [2V − 1]: each tree node's parent
+      .Arg<ffi::Buffer<ffi::S8>>()    // bit [2V − 1]: each node's branch bit
+      .Ret<ffi::Buffer<ffi::F32>>()   // W_in, aliased
+      .Ret<ffi::Buffer<ffi::F32>>()   // W_out, aliased
+      .Ret<ffi::Buffer<ffi::F32>>()   // loss [B]                  or [S, B]
+      .Attr<float>("max_dup")         // <= 0: no cap
+      .Attr<int32_t>("depth");        // the tree's longest path
+}
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vApplyRows, ApplyRowsImpl,
@@ -233,6 +296,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramNegStep, SgramNegStepImpl,
                               StepBinding()
                                   .Attr<int32_t>("threads")       // 0: the pool's (or 1, as Pace measures); 1: the caller's only
                                   .Attr<int32_t>("hogwild"));     // 1: unsynchronised per-window updates
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vCbowHsStep, CbowHsStepImpl,
+                              HsStepBinding()
+                                  .Attr<int32_t>("mean_grad")     // 1: coef = m / n; 0: coef = m
+                                  .Attr<int32_t>("threads"));     // 0: the pool's (or 1, as Pace measures); 1: the caller's only
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(W2vSgramHsStep, SgramHsStepImpl,
+                              HsStepBinding()
+                                  .Attr<int32_t>("threads"));     // 0: the pool's (or 1, as Pace measures); 1: the caller's only
 
 // For ctypes (native.contention()): w2v::ContentionCounts.
 extern "C" void W2vContentionCounts(int64_t* out) { w2v::ContentionCounts(out); }

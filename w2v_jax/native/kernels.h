@@ -35,6 +35,19 @@ struct StepArgs {
 // unsynchronised per-window updates instead of the synchronous step.
 void CbowNegStep(Pool& pool, const StepArgs& s, float max_dup, bool mean_grad, int32_t threads, bool hogwild);
 void SgramNegStep(Pool& pool, const StepArgs& s, float max_dup, int32_t threads, bool hogwild);
+
+// A vocabulary's Huffman tree as hsoftmax.Tree holds it: node n < v is word n's leaf, node v + a the inner
+// node of W_out row a, the root 2v − 2; up [2v − 1] each node's parent (the root's is itself), bit [2v − 1]
+// each node's branch bit under its parent; depth, the longest path (no walk goes further).
+struct HsTree {
+  const int32_t* up;
+  const int8_t* bit;
+  int64_t depth;
+};
+// hs_steps.cc: one hierarchical-softmax training step on the span layout (see there for the maths): the
+// synchronous step only (no Hogwild form).
+void CbowHsStep(Pool& pool, const StepArgs& s, const HsTree& tree, float max_dup, bool mean_grad, int32_t threads);
+void SgramHsStep(Pool& pool, const StepArgs& s, const HsTree& tree, float max_dup, int32_t threads);
 // The fused steps' thread use since the library was loaded: out[0] parallel loops, out[1] of them run on
 // the calling thread alone after a stall, out[2] stalls (fused_steps.cc, Contention); out[3] synchronous
 // steps asked to run on all threads, out[4] of them run on one because one was measured faster or to
