@@ -54,8 +54,8 @@ def _run(name, rule, counts, cap, fused, threads=0):
     kernel = native.FUSED_STEPS[name]
     fn = lambda p, s: kernel(p, s, jnp.full((3,), 0.2, jnp.float32), cap, threads=threads, **options)
   else:
-    reference = getattr(native, f"{name}_span_step_reference")
-    fn = lambda p, s: native._reference_steps(reference, p, s, jnp.full((3,), 0.2, jnp.float32), cap, **options)
+    fn = lambda p, s: native._reference_steps(native.span_step_reference, p, s, jnp.full((3,), 0.2, jnp.float32),
+                                              cap, span_rows=options["span_rows"])
   f = jax.jit(fn, donate_argnums=0)
   return lambda params, spans: jax.tree.map(np.asarray, f(jax.tree.map(jnp.array, params), spans))
 

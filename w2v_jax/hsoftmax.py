@@ -45,6 +45,15 @@ default; "direct" trains the documented orientation's closed form). `row_grads`,
 tests against jax.grad, is always the documented orientation's; `sgram_hs_swapped_row_grads` is tested
 against jax.grad of the same loss on swap_pairs(batch) (tests/test_hsoftmax.py).
 
+The span layout (`cbow_hs_span_row_grads`, `sgram_hs_span_row_grads`, the models' `span_rows`): the same
+rules on a SpanBatch, each of the B + 2W input rows gathered once and its W_in row the sum of what its
+context slots receive, as rewrites.py's span forms of the negative-sampling models (the duplicate cap then
+counts a word's span positions on W_in, not its slots). The native CPU kernels (native/hs_steps.cc) do the
+whole step on this layout, each window walking its center's own path length rather than L;
+`native_options` hands them the tree, and these span rows as their JAX reference (native.span_step_reference).
+The root is on every path, so a step of B windows gives it B rows: without the duplicate cap the tables
+blow up at word2vec's learning rates.
+
 The models read a word's path by walking up the tree's parent links (`Tree`, `_path`), leaf first: the
 same nodes and bits as `huffman_tree`'s rows, in reverse order, with constants of 5 bytes a node instead
 of 5·L bytes a word in the jitted step.
@@ -397,13 +406,14 @@ def _configure_cbow_hs(model: models.Model, *, counts=None, cbow_context_grad: s
     return model
   tree = tree_for(counts)
   rows = _checked(cbow_hs_row_grads, tree, model.name)
-  span = _checked(cbow_hs_span_row_grads, tree, model.name)
+  span_rows = functools.partial(_checked(cbow_hs_span_row_grads, tree, model.name),
+                                cbow_context_grad=cbow_context_grad)
   return model._replace(example_loss=_checked(cbow_hs_example_loss, tree, model.name),
                         row_grads=functools.partial(rows, cbow_context_grad="mean"),
                         train_rows=functools.partial(rows, cbow_context_grad=cbow_context_grad),
-                        span_rows=functools.partial(span, cbow_context_grad=cbow_context_grad),
-                        native_step="cbow_hs",
-                        native_options=(("tree", tree), ("cbow_context_grad", cbow_context_grad)))
+                        span_rows=span_rows, native_step="cbow_hs",
+                        native_options=(("tree", tree), ("span_rows", span_rows),
+                                        ("cbow_context_grad", cbow_context_grad)))
 
 
 def _configure_sgram_hs(model: models.Model, *, counts=None, sgram_hs_form: str = "swapped", **_):
@@ -418,9 +428,9 @@ def _configure_sgram_hs(model: models.Model, *, counts=None, sgram_hs_form: str 
                          row_grads=_checked(sgram_hs_row_grads, tree, model.name))
   if sgram_hs_form == "direct":
     return model
-  return model._replace(train_rows=_checked(sgram_hs_swapped_row_grads, tree, model.name),
-                        span_rows=_checked(sgram_hs_span_row_grads, tree, model.name), native_step="sgram_hs",
-                        native_options=(("tree", tree),))
+  span_rows = _checked(sgram_hs_span_row_grads, tree, model.name)
+  return model._replace(train_rows=_checked(sgram_hs_swapped_row_grads, tree, model.name), span_rows=span_rows,
+                        native_step="sgram_hs", native_options=(("tree", tree), ("span_rows", span_rows)))
 
 
 models.register("cbow_hs", _needs_vocab("cbow_hs"), _needs_vocab("cbow_hs"), per_pair=False, default_lr=0.05,

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import hsoftmax, losses, rewrites
+from w2v_jax import losses, rewrites
 from w2v_jax.errors import W2VError
 from w2v_jax.native import builder
 from w2v_jax.rows import apply_rows_reference, apply_span_rows_reference
@@ -402,19 +402,13 @@ def sgram_neg_span_step(params, span, lr, max_dup: float | None, *, threads: int
   return _fused_step(_SGRAM_NEG_TARGET, params, span, lr, max_dup, threads, hogwild)
 
 
-def cbow_hs_span_step_reference(params, span, lr, max_dup: float | None, *, tree, cbow_context_grad: str):
-  """One cbow_hs step on a SpanBatch in pure JAX: (params, loss [B]). hsoftmax.cbow_hs_span_parts on the
-  tree (hsoftmax.Tree), then the input side by rows.apply_span_rows_reference and the output side (the
-  centers' paths) by rows.apply_rows_reference."""
-  loss, coef, dh, out_part = hsoftmax.cbow_hs_span_parts(tree, params, span, cbow_context_grad)
-  return Params(apply_span_rows_reference(params.W_in, span.tokens, coef, dh, -lr, max_dup),
-                apply_rows_reference(params.W_out, [out_part], -lr, max_dup)), loss
-
-
-def sgram_hs_span_step_reference(params, span, lr, max_dup: float | None, *, tree):
-  """One sgram_hs step (word2vec.c's orientation) on a SpanBatch in pure JAX: (params, loss [B]).
-  hsoftmax.sgram_hs_span_row_grads on the tree, then rows.apply_rows_reference on each table."""
-  loss, rg = hsoftmax.sgram_hs_span_row_grads(tree, params, span)
+def span_step_reference(params, span, lr, max_dup: float | None, *, span_rows):
+  """One step of a model's span rows in pure JAX: (params, loss [B]). span_rows(params, span) -> (loss [B],
+  RowGrads) is the model's `span_rows` (for cbow_hs and sgram_hs, hsoftmax.py's span forms on its tree),
+  then rows.apply_rows_reference on each table: what the engine's JAX span step computes, and the
+  hierarchical-softmax kernels' reference (the model's maths come with it, so this package does not
+  import the model's module)."""
+  loss, rg = span_rows(params, span)
   return Params(apply_rows_reference(params.W_in, [(rg.in_idx, rg.in_rows)], -lr, max_dup),
                 apply_rows_reference(params.W_out, [(rg.out_idx, rg.out_rows)], -lr, max_dup)), loss
 
@@ -437,23 +431,25 @@ def _hs_step(target: str, tree, params, span, lr, max_dup: float | None, threads
   return Params(W_in, W_out), loss
 
 
-def cbow_hs_span_step(params, span, lr, max_dup: float | None, *, tree, cbow_context_grad: str, threads: int = 0):
-  """`cbow_hs_span_step_reference` as one fused kernel (hs_steps.cc, through fused_steps.cc's phases): the
-  whole step in place on the donated tables, with the threads, the determinism (the same bits whatever
-  the number of threads), the tolerance to the reference (float rounding) and the S stacked steps of
+def cbow_hs_span_step(params, span, lr, max_dup: float | None, *, tree, span_rows, cbow_context_grad: str,
+                      threads: int = 0):
+  """`span_step_reference` of cbow_hs (span_rows: its Model.span_rows, under the same cbow_context_grad;
+  tree: its hsoftmax.Tree) as one fused kernel (hs_steps.cc, through fused_steps.cc's phases): the whole
+  step in place on the donated tables, with the threads, the determinism (the same bits whatever the
+  number of threads), the tolerance to the reference (float rounding) and the S stacked steps of
   `cbow_neg_span_step`. The synchronous step only: no Hogwild form."""
   losses.check_context_grad(cbow_context_grad)
   if not _require(params):
-    return _reference_steps(cbow_hs_span_step_reference, params, span, lr, max_dup, tree=tree,
-                            cbow_context_grad=cbow_context_grad)
+    return _reference_steps(span_step_reference, params, span, lr, max_dup, span_rows=span_rows)
   return _hs_step(_CBOW_HS_TARGET, tree, params, span, lr, max_dup, threads,
                   mean_grad=np.int32(cbow_context_grad == "mean"))
 
 
-def sgram_hs_span_step(params, span, lr, max_dup: float | None, *, tree, threads: int = 0):
-  """`sgram_hs_span_step_reference` as one fused kernel, as `cbow_hs_span_step` is for cbow_hs."""
+def sgram_hs_span_step(params, span, lr, max_dup: float | None, *, tree, span_rows, threads: int = 0):
+  """`span_step_reference` of sgram_hs (word2vec.c's orientation) as one fused kernel, as
+  `cbow_hs_span_step` is for cbow_hs."""
   if not _require(params):
-    return _reference_steps(sgram_hs_span_step_reference, params, span, lr, max_dup, tree=tree)
+    return _reference_steps(span_step_reference, params, span, lr, max_dup, span_rows=span_rows)
   return _hs_step(_SGRAM_HS_TARGET, tree, params, span, lr, max_dup, threads)
 
 
