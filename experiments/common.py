@@ -8,7 +8,7 @@ import traceback
 from absl import flags, logging
 import jax
 
-from w2v_jax import api, distributed
+from w2v_jax import api, distributed, xla_cache
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
 
@@ -65,7 +65,7 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_bool("compile_cache", True, "keep XLA's compiled training steps under <cache_dir>/xla, so a "
                     "rerun or a sweep's next run of the same shapes loads them instead of compiling")
   flags.DEFINE_bool("huge_pages", None, "on the CPU, make the tables on 2 MB transparent huge pages (a resumed "
-                    "run's are copied there): faster steps at large vocabularies (README, Huge pages; the "
+                    "run's are copied there): faster steps at large vocabularies (docs/results.md, Huge pages; the "
                     "same bits). Unset: auto, on for 512 MB of tables or more (V >= ~670k at dim 100); "
                     "--huge_pages / --nohuge_pages force it. The run says how much of them the kernel put "
                     "there, or why none")
@@ -140,6 +140,8 @@ def engine_line(e: dict) -> str:
 
 
 def print_engine(e: dict) -> None:
+  if e.get("build_note"):   # a damaged cached library of the native kernels, rebuilt (native/builder.py)
+    print(f"note: {e['build_note']}", flush=True)
   print(engine_line(e), flush=True)
   if e.get("memory"):
     print(f"warning: {e['memory']}", flush=True)
@@ -176,11 +178,22 @@ class StopFlag:
 def use_compile_cache(cache_dir: str | None, enabled: bool = True) -> None:
   """JAX's persistent compilation cache under <cache_dir>/xla (--compile_cache): the same program (model,
   shapes, layout, backend, jaxlib) compiles once per machine; later runs load it (the training chunk:
-  0.7 s of compiling -> 0.2 s here). Only compilations of 0.2 s or more are kept."""
+  0.7 s of compiling -> 0.2 s here). Only compilations of 0.2 s or more are kept. Its entries are checked
+  when read and written atomically (w2v_jax/xla_cache.py): a damaged one is compiled again, in one line."""
   if enabled:
     root = pathlib.Path(cache_dir) if cache_dir else api.default_cache_dir()
     jax.config.update("jax_compilation_cache_dir", str(root / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    try:
+      xla_cache.install(root / "xla", print_notice)
+    except OSError as e:   # an unusable cache directory: the run goes on without the cache
+      print_notice(f"no compiled-step cache in {root / 'xla'} ({e.strerror or e})")
+      jax.config.update("jax_enable_compilation_cache", False)
+
+
+def print_notice(message: str) -> None:
+  """What a run mended on its way (a lock left by a run that died, a damaged cache entry): one line."""
+  print(f"note: {message}", flush=True)
 
 
 def fail(message: str, code: int = 2):

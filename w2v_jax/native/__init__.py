@@ -92,7 +92,7 @@ def _load() -> Status:
   lib.W2vFormatTextRows.restype = ctypes.c_int64   # (text_rows)
   lib.W2vFormatTextRows.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                     ctypes.c_void_p, ctypes.c_int64]
-  _LIB, _RECORD = lib, built.record
+  _LIB, _RECORD = lib, {**built.record, "note": built.note}
   resolved = f" ({built.record['resolved']})" if built.record.get("resolved") not in (None, march) else ""
   return Status(True, (built.note + "; " if built.note else "")
                 + f"native CPU kernels built for -march={march}{resolved} ({built.path})")
@@ -103,12 +103,12 @@ _RECORD = None   # its build record (builder.py)
 
 
 def build_record() -> dict | None:
-  """The loaded library's -march, what the compiler resolved it to, and the compiler; None when the
-  kernels are not loaded."""
+  """The loaded library's -march, what the compiler resolved it to, and the compiler (and "build_note" when
+  this process rebuilt a damaged cached copy); None when the kernels are not loaded."""
   if _RECORD is None:
     return None
   return {"march": _RECORD.get("march"), "march_resolved": _RECORD.get("resolved"),
-          "compiler": _RECORD.get("compiler")}
+          "compiler": _RECORD.get("compiler"), **({"build_note": _RECORD["note"]} if _RECORD["note"] else {})}
 
 
 class Contention(NamedTuple):
@@ -217,7 +217,9 @@ _PACE_VALUES = ("", "auto", "all", "0", "one")   # fused_steps.cc, Pace::Setting
 
 def _check_environment() -> None:
   """Raises W2VError for a W2V_JAX_PACE the kernels would not know (they would pace, without a word),
-  where they would run: not with W2V_JAX_NATIVE=0 or off the CPU."""
+  where they would run: not with W2V_JAX_NATIVE=0 or off the CPU; and for a W2V_JAX_NATIVE_MARCH that is
+  not a -march value."""
+  builder.march()   # a bad W2V_JAX_NATIVE_MARCH, likewise
   pace = os.environ.get("W2V_JAX_PACE", "")
   if pace in _PACE_VALUES or os.environ.get("W2V_JAX_NATIVE", "1") == "0" or jax.default_backend() != "cpu":
     return
@@ -228,7 +230,6 @@ def _check_environment() -> None:
 def status() -> Status:
   """Whether the kernels run for the default backend (the CPU, with a compiler), and why not."""
   _check_environment()
-  builder.march()   # a bad value is the caller's one-line error
   if jax.default_backend() != "cpu":
     return Status(False, f"native CPU kernels off: the backend is {jax.default_backend()}")
   with _LOCK:

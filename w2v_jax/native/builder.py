@@ -108,7 +108,7 @@ def resolved_target(cxx: str, target: str) -> str:
   return target
 
 
-def _compile(cxx: str, target: str, lib_path: pathlib.Path, log_path: pathlib.Path) -> str | None:
+def compile_library(cxx: str, target: str, lib_path: pathlib.Path, log_path: pathlib.Path) -> str | None:
   """Builds the library at lib_path; None, or what went wrong (the compiler's output is in log_path)."""
   with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
     out = pathlib.Path(tmp) / lib_path.name
@@ -196,7 +196,7 @@ def ensure(cxx: str, target: str) -> Library | str:
       if not why:
         return Library(lib_path, read_json(record_path), "")
       note = f"the cached native library {lib_path} was damaged ({why}): rebuilt it"
-    error = _compile(cxx, target, lib_path, log_path)
+    error = compile_library(cxx, target, lib_path, log_path)
     if error is not None:
       failed.write_text(error + "\n")
       return f"{error}; compiler log: {log_path}"
