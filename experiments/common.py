@@ -22,8 +22,8 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_multi_string("plugin", None, "Python file(s) to import first, e.g. one that calls "
                             "w2v_jax.models.register(...); then --model(s) can name what it registers")
   if not sweep:
-    flags.DEFINE_string("model", _D.model, "cbow, cbow_neg, sgram, sgram_neg, cbow_hs, sgram_hs, or a "
-                        "model registered by a --plugin file")
+    flags.DEFINE_string("model", _D.model, "cbow, cbow_neg, sgram, sgram_neg, cbow_hs, sgram_hs, "
+                        "sgram_subword_neg, cbow_subword_neg (fastText), or a model registered by a --plugin file")
     flags.DEFINE_integer("dim", _D.dim, "embedding dimension D")
     flags.DEFINE_integer("window", _D.window, "maximum window size W (C = 2W context slots)")
     flags.DEFINE_integer("neg", _D.neg, "negatives K per example (negative-sampling models)")
@@ -39,6 +39,9 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_integer("seed", _D.seed, "seed: same flags + seed give identical vectors on the CPU")
   flags.DEFINE_float("ns_exponent", _D.ns_exponent, "noise distribution exponent (context smoothing)")
   flags.DEFINE_bool("reduced_window", _D.reduced_window, "draw each center's window b from 1..W")
+  flags.DEFINE_integer("min_n", _D.min_n, "subword models: shortest character n-gram of '<word>'")
+  flags.DEFINE_integer("max_n", _D.max_n, "subword models: longest character n-gram of '<word>'")
+  flags.DEFINE_integer("buckets", _D.buckets, "subword models: hash buckets of the n-grams (extra rows of W_in)")
   flags.DEFINE_enum("eval_with", _D.eval_with, ["in", "in+out"], "vectors: W_in, or W_in + W_out")
   flags.DEFINE_enum("analogy_method", _D.analogy_method, ["3cosadd", "3cosmul"], "analogy rule")
   flags.DEFINE_enum("softmax_prior", _D.softmax_prior, ["unigram", "none"], "cbow and sgram: a fixed "
@@ -94,7 +97,7 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
   """A validated TrainConfig from the flags (overrides win: a sweep's grid point)."""
   names = ["epochs", "min_count", "max_vocab_size", "sample", "subsampling", "lr", "batch_size", "seed", "ns_exponent",
            "reduced_window", "eval_with", "analogy_method", "cbow_context_grad", "optimizer", "optimizer_on", "softmax_prior",
-           "steps_per_call", "sgram_neg_form", "layout", "hogwild"]
+           "steps_per_call", "sgram_neg_form", "layout", "hogwild", "min_n", "max_n", "buckets"]
   values = {n: getattr(FLAGS, n) for n in names}
   values["max_dup"] = parse_max_dup(FLAGS.max_dup)
   for n in ("model", "dim", "window", "neg"):

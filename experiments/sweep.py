@@ -85,7 +85,7 @@ def main(argv):
                         on_event=_report, on_log=Progress() if FLAGS.progress else None, should_stop=stop,
                         checkpoint_every=FLAGS.checkpoint_every,
                         checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=common.print_engine,
-                        huge_pages=FLAGS.huge_pages)
+                        huge_pages=FLAGS.huge_pages, on_notice=common.print_notice)
   print(f"{len(rows)} of {len(plan)} runs finished; results.csv, results.jsonl, results.md and plots/ "
         f"are in {FLAGS.workdir}")
   if stop():

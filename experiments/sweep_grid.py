@@ -13,10 +13,8 @@ finished, resumes interrupted ones from their checkpoint, and retrains the rest;
 results.jsonl and results.md (finished runs of the grid, in grid order) are rebuilt after every run, and
 plots/*.png at the end. A workdir is locked (workdir/.lock) while a sweep writes to it.
 """
-import contextlib
 import csv
 import dataclasses
-import fcntl
 import io
 import itertools
 import json
@@ -26,7 +24,8 @@ import typing
 from typing import Callable, Sequence
 
 from w2v_jax.atomic import read_json, write_atomic
-from w2v_jax import api, batches, checkpoint, models
+from w2v_jax import api, batches, checkpoint, disk, models
+from w2v_jax import workdir_lock as w2v_workdir_lock
 from w2v_jax import corpus as corpus_lib
 from w2v_jax.config import TrainConfig
 from w2v_jax.errors import W2VError
@@ -95,26 +94,10 @@ def expand(base: TrainConfig, grid: dict[str, Sequence]) -> list[tuple[str, Trai
   return list(plan.items())
 
 
-@contextlib.contextmanager
-def workdir_lock(workdir: pathlib.Path):
-  """Holds an exclusive flock on workdir/.lock, or raises W2VError at once if another sweep holds it."""
-  workdir.mkdir(parents=True, exist_ok=True)
-  with open(workdir / ".lock", "a+") as f:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.seek(0)
-      holder = f.read().strip()
-      raise W2VError(f"another sweep is writing to {workdir}" + (f" (pid {holder})" if holder else "") +
-                     "; wait for it to end, or choose another --workdir") from None
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    try:
-      yield
-    finally:
-      f.truncate(0)
-      fcntl.flock(f, fcntl.LOCK_UN)
+def workdir_lock(workdir: pathlib.Path, on_notice: Callable[[str], None] | None = None) -> w2v_workdir_lock.Lock:
+  """The sweep's lock on workdir/.lock (a context manager), or W2VError at once, naming the process that
+  holds it, where another sweep or run holds it (w2v_jax/workdir_lock.py)."""
+  return w2v_workdir_lock.acquire(workdir, kind="sweep or run", on_notice=on_notice)
 
 
 def _config_diff(recorded: dict, cfg: TrainConfig) -> list[str]:
@@ -237,7 +220,8 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
              should_stop: Callable[[], bool] = lambda: False, checkpoint_every: int = 0,
              checkpoint_every_s: float = 60.0,
              log_every_s: float = 2.0, make_plots: bool = True, mesh=None,
-             on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None) -> list[dict]:
+             on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None,
+             on_notice: Callable[[str], None] | None = None) -> list[dict]:
   """Trains every run of the grid not yet finished in workdir; returns the results rows (finished runs).
 
   Everything is checked before any training: the grid, the lock, the corpus (prepared once into
@@ -245,6 +229,7 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
   {"event": "skip" | "start" | "resume" | "done" | "interrupted", "index", "total", "name", "run_dir"}
   (and "summary" with "done"/"interrupted"); on_log gets each run's training log records. When
   should_stop() turns true the run in flight stops at its next checkpoint and no other run starts.
+  on_notice gets the one-line notes of what was mended (api.train's).
   """
   plan = expand(base, grid)
   workdir = pathlib.Path(workdir)
@@ -252,12 +237,12 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
   paths = [api.DEFAULT_CORPUS] if corpus is None else corpus
   corpus_files = [str(p.resolve()) for p in corpus_lib.resolve_paths(paths)]
   emit = on_event or (lambda event: None)
-  with workdir_lock(workdir):
+  with workdir_lock(workdir, on_notice):
     vocab_sizes = {}
     for _, cfg in plan:
       key = (cfg.min_count, cfg.max_vocab_size)
       if key not in vocab_sizes:
-        vocab_sizes[key] = len(corpus_lib.prepare(paths, *key, cache_dir)[0].words)
+        vocab_sizes[key] = len(corpus_lib.prepare(paths, *key, cache_dir, on_notice=on_notice)[0].words)
     for name, cfg in plan:
       batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                              vocab_size=vocab_sizes[(cfg.min_count, cfg.max_vocab_size)])
@@ -285,7 +270,11 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
         result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
                            should_stop=should_stop, checkpoint_every=checkpoint_every,
                            checkpoint_every_s=checkpoint_every_s,
-                           log_every_s=log_every_s, mesh=mesh, on_start=on_start, huge_pages=huge_pages)
+                           log_every_s=log_every_s, mesh=mesh, on_start=on_start, huge_pages=huge_pages,
+                           on_notice=on_notice)
+      except disk.NoSpace as e:   # the sweep's own way on: its command again
+        kept = api.kept_after_no_space(run_dir, cfg.epochs, "rerun the same command")
+        raise W2VError(f"run {name}: {e.what}; {kept}") from None
       except W2VError as e:
         raise W2VError(f"run {name}: {e}") from None
       write_results(workdir, collect_rows(workdir, plan), swept)

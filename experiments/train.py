@@ -47,7 +47,7 @@ def main(argv):
                      cache_dir=FLAGS.cache_dir, on_log=Progress(), should_stop=stop,
                      checkpoint_every=FLAGS.checkpoint_every,
                      checkpoint_every_s=FLAGS.checkpoint_every_s, mesh=mesh, on_start=on_start,
-                     huge_pages=FLAGS.huge_pages)
+                     huge_pages=FLAGS.huge_pages, on_notice=common.print_notice)
   s = result.summary
   if s["replaced_chars"]:
     print(f"warning: {s['replaced_chars']} undecodable byte sequences in the corpus were replaced by U+FFFD")
@@ -72,7 +72,7 @@ def main(argv):
   for name, r in (("WS-353", ws), ("SimLex-999", result.evaluation["simlex999"])):
     print(f"{name}: Spearman {r['spearman']:.3f}, Pearson {r['pearson']:.3f} "
           f"({100 * r['oov_rate']:.1f}% of pairs out of vocabulary)")
-  vectors = api.export_vectors(result.params, cfg.eval_with)
+  vectors = api.export_vectors(result.params, cfg.eval_with, result.model)
   for word in api.probe_words(result.vocab):
     near = evaluate.nearest(result.vocab.words, vectors, word, k=6)
     print(f"  {word:>10}: " + ", ".join(f"{w} ({c:.2f})" for w, c in near))

@@ -9,6 +9,7 @@ equivalence: fits on 1 device and on meshes of 4, and a run stopped on one mesh 
 writes OUT/equivalence.json (the largest difference from the 1-device parameters per case).
 host: one of 2 processes of a data:4 run over 2 hosts (2 devices each): OUT/params_P.npz, and process 0
 writes OUT/run/vectors.txt. reference: the same run in one process, one corpus block per data shard.
+locked: as host (`locked` instead of `host`), into OUT/run that the test holds locked: OUT/error_P.txt.
 C is a corpus file. Runs in float32 (no conftest here), as a user's run does.
 """
 import argparse
@@ -23,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from w2v_jax import api, corpus, distributed, loop  # noqa: E402
 from w2v_jax.config import TrainConfig  # noqa: E402
+from w2v_jax.errors import W2VError  # noqa: E402
 
 # window 3: buckets of 22, 21 and 21 centers, which split unevenly (padding); max_dup 4: damping at work.
 # The default layout: the span layout with the fused kernels on one device where they are built, and its
@@ -85,9 +87,21 @@ def multihost(out: pathlib.Path, path: str, reference: bool, coordinator=None, p
            local=len(jax.local_devices()))
 
 
+def locked(out: pathlib.Path, path: str, coordinator, process_id) -> None:
+  """One of 2 processes training into OUT/run, which the test holds locked: each writes its error."""
+  distributed.initialize(coordinator, 2, process_id)
+  try:
+    api.train(TrainConfig(model="sgram_neg", **{**TINY, "epochs": 1}), [path], out / "run",
+              cache_dir=out / f"cache{process_id}", mesh=distributed.make_mesh("data:4"))
+    message = "trained"
+  except W2VError as e:
+    message = str(e)
+  (out / f"error_{process_id}.txt").write_text(message)
+
+
 if __name__ == "__main__":
   parser = argparse.ArgumentParser()
-  parser.add_argument("mode", choices=["equivalence", "reference", "host"])
+  parser.add_argument("mode", choices=["equivalence", "reference", "host", "locked"])
   parser.add_argument("out")
   parser.add_argument("corpus")
   parser.add_argument("--coordinator")
@@ -95,6 +109,8 @@ if __name__ == "__main__":
   args = parser.parse_args()
   if args.mode == "equivalence":
     equivalence(pathlib.Path(args.out), args.corpus)
+  elif args.mode == "locked":
+    locked(pathlib.Path(args.out), args.corpus, args.coordinator, args.process_id)
   else:
     multihost(pathlib.Path(args.out), args.corpus, args.mode == "reference", args.coordinator,
               args.process_id)

@@ -165,9 +165,11 @@ def test_full_softmax_models_collapse_the_neg_axis():
 def test_a_second_sweep_on_a_locked_workdir_is_refused(tmp_path):
   workdir = tmp_path / "runs"
   with sweep.workdir_lock(workdir):
-    with pytest.raises(W2VError, match=f"another sweep is writing to .* \\(pid {os.getpid()}\\)"):
+    with pytest.raises(W2VError, match=f"{workdir} is in use by another sweep or run \\(pid {os.getpid()} on "):
       sweep.run_grid(BASE, GRID, [_corpus(tmp_path / "c.txt")], workdir, cache_dir=tmp_path / "cache")
-  with open(workdir / ".lock") as f:   # released: another process could take it now
+  assert not workdir.exists()   # released, and the workdir it made for itself removed with it
+  workdir.mkdir()
+  with open(workdir / ".lock", "w") as f:   # another process could take it now
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 

@@ -6,16 +6,20 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from w2v_jax import disk
 from w2v_jax.errors import W2VError
 
 
 def write_atomic(path, write: Callable[[BinaryIO], object]) -> None:
-  """Calls write(f) on a fresh binary file, syncs it, and moves it onto `path`."""
+  """Calls write(f) on a fresh binary file, syncs it, and moves it onto `path`. A write that runs out of
+  space removes its temporary file, leaves `path` as it was, and raises disk.NoSpace naming `path`."""
   path = Path(os.fspath(path))
   tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
   try:
     f = open(tmp, "xb")  # not mkstemp: its 0600 mode would stick to the result
   except OSError as e:
+    if disk.is_no_space(e):
+      raise disk.no_space(path, e) from None
     raise W2VError(f"cannot write {path}: {e.strerror}; check that its directory exists and is writable") from None
   try:
     with f:
@@ -23,8 +27,10 @@ def write_atomic(path, write: Callable[[BinaryIO], object]) -> None:
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     tmp.unlink(missing_ok=True)
+    if disk.is_no_space(e):
+      raise disk.no_space(path, e) from None
     raise
 
 

@@ -4,6 +4,12 @@ A sentence is one line (LF or CRLF endings), never cut: a window never crosses a
 boundary, and a text8-style file (one 100 MB line) is one sentence, read in chunks so that the line is never
 held whole as text. Tokens are what str.split() gives.
 
+The cache (`prepare`'s cache_dir) holds entries `vocab-<key>.tsv` and `encoded-<key>.{tokens,offsets}.npy`,
+each with a JSON record of its files' sizes and CRC-32s, written last (its presence marks a complete entry).
+An entry is checked when read; a damaged one is built again and overwritten, said in one line (`on_notice`).
+Every file is written to a temporary file and moved into place, so two processes filling one entry at once
+leave a whole one (the same bytes: the key covers the files' identity and the settings).
+
 A file must be UTF-8 text, plain or gzipped: a few undecodable bytes are replaced by U+FFFD and counted
 (CorpusStats.replaced_chars), but a file where they, or control characters, are NOT_TEXT_SHARE of the bytes
 is refused as binary. A corpus must have a line with two vocabulary words, or nothing has a context.
@@ -16,16 +22,18 @@ import hashlib
 import json
 import os
 import pathlib
+import warnings
 import zlib
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from w2v_jax import disk
 from w2v_jax.atomic import read_json, write_atomic
 from w2v_jax.errors import W2VError
 from w2v_jax.vocab import Vocab, check_vocab_settings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: each entry's JSON record holds its files' sizes and CRC-32s
 CHUNK_BYTES = 1 << 20
 
 Paths = str | os.PathLike | Sequence[str | os.PathLike]
@@ -305,8 +313,8 @@ def _digest(obj) -> str:
   return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _save_json(path: pathlib.Path, obj) -> None:
-  write_atomic(path, lambda f: f.write(json.dumps(obj).encode()))
+def _warn(message: str) -> None:
+  warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _cache(cache_dir: str | os.PathLike) -> pathlib.Path:
@@ -318,34 +326,118 @@ def _cache(cache_dir: str | os.PathLike) -> pathlib.Path:
   return cache
 
 
-def _cache_error(cache: pathlib.Path, e: OSError) -> W2VError:
+def _cache_error(cache: pathlib.Path, e: OSError | disk.NoSpace) -> W2VError:
+  if isinstance(e, disk.NoSpace):
+    return W2VError(f'{e}: free space in the corpus cache {cache}, or set --cache_dir (or $W2V_JAX_CACHE) to a '
+                    'directory with room')
   return W2VError(f'cannot use the corpus cache {cache} ({e.strerror or e}); set --cache_dir (or $W2V_JAX_CACHE) '
                   'to a writable directory')
 
 
-def _load_encoded(base: pathlib.Path) -> EncodedCorpus | None:
-  meta = read_json(base.with_suffix('.json'))  # written last, so it marks a complete entry
-  if meta is None:
-    return None
+# --- each cache entry's record: its files' sizes and CRC-32s, checked when the entry is read ----------------------
+
+
+def _file_check(path: pathlib.Path) -> dict:
+  """{"bytes", "crc32"} of the file (read back in chunks: the encoded corpus may be gigabytes, at ~3 GB/s)."""
+  crc, size = 0, 0
+  with open(path, 'rb') as f:
+    while chunk := f.read(CHUNK_BYTES * 16):
+      crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+  return {'bytes': size, 'crc32': crc}
+
+
+def _damage(path: pathlib.Path, expected) -> str | None:
+  """Why `path` does not match its recorded size and checksum, or None where it does."""
+  if not isinstance(expected, dict):
+    return 'its record holds no checksum for it'
   try:
-    tokens = np.load(base.with_suffix('.tokens.npy'), mmap_mode='r')
-    offsets = np.load(base.with_suffix('.offsets.npy'), mmap_mode='r')
-    if not _has_context(offsets):
-      return None  # written before such a corpus was refused: encode again, which raises the error
-    return EncodedCorpus(tokens, offsets, CorpusStats(**meta, from_cache=True))
-  except (OSError, ValueError, TypeError):
-    return None  # a damaged entry: encode again and overwrite it
+    size = path.stat().st_size
+  except OSError:
+    return f'{path.name} is missing'
+  if size != expected.get('bytes'):
+    said = expected.get('bytes')
+    return f'{path.name} has {size:,} bytes, its record says {f"{said:,}" if isinstance(said, int) else said}'
+  if _file_check(path)['crc32'] != expected.get('crc32'):
+    return f'{path.name} does not match its checksum'
+  return None
+
+
+def _check_space(cache: pathlib.Path, corpus: EncodedCorpus | None, vocab: Vocab | None) -> None:
+  """Refuses, in one line, a cache entry that its filesystem has no room for."""
+  parts = []
+  if corpus is not None:
+    parts.append(('the encoded corpus', corpus.tokens.nbytes + corpus.offsets.nbytes + 1024))
+  if vocab is not None:
+    parts.append(('its vocabulary', disk.vocab_bytes(vocab.words, vocab.counts) + 512))
+  disk.check(cache, parts, 'free space there, or set --cache_dir (or $W2V_JAX_CACHE) to a directory with room')
+
+
+def _load_encoded(base: pathlib.Path, notice) -> EncodedCorpus | None:
+  """The cached entry, checked against its record; None where there is none, or it is damaged (said in one
+  line through `notice`: the caller encodes again and overwrites it)."""
+  record_path = base.with_suffix('.json')
+  if not record_path.exists():   # written last, so it marks a complete entry
+    return None
+  meta = read_json(record_path)
+  if meta is None or not isinstance(meta.get('check'), dict):
+    damage = f'its record {record_path.name} is not readable'
+  else:
+    check = meta.pop('check')
+    damage = next(filter(None, (_damage(base.with_suffix(s), check.get(s)) for s in ('.tokens.npy', '.offsets.npy'))),
+                  None)
+  if damage is None:
+    try:
+      tokens = np.load(base.with_suffix('.tokens.npy'), mmap_mode='r')
+      offsets = np.load(base.with_suffix('.offsets.npy'), mmap_mode='r')
+      if not _has_context(offsets):
+        return None  # written before such a corpus was refused: encode again, which raises the error
+      return EncodedCorpus(tokens, offsets, CorpusStats(**meta, from_cache=True))
+    except (OSError, ValueError, TypeError) as e:
+      damage = f'it cannot be read: {e}'
+  notice(f'the cached encoded corpus {base.name} was damaged ({damage}): encoding the corpus again')
+  return None
 
 
 def _store_encoded(base: pathlib.Path, corpus: EncodedCorpus) -> None:
   meta = dataclasses.asdict(corpus.stats)
   del meta['from_cache']
   try:
-    write_atomic(base.with_suffix('.tokens.npy'), lambda f: np.save(f, corpus.tokens))
-    write_atomic(base.with_suffix('.offsets.npy'), lambda f: np.save(f, corpus.offsets))
+    meta['check'] = {}
+    for suffix, array in (('.tokens.npy', corpus.tokens), ('.offsets.npy', corpus.offsets)):
+      write_atomic(base.with_suffix(suffix), lambda f: np.save(f, array))
+      meta['check'][suffix] = _file_check(base.with_suffix(suffix))
     write_atomic(base.with_suffix('.json'), lambda f: f.write(json.dumps(meta).encode()))
-  except OSError as e:
+  except (OSError, disk.NoSpace) as e:
     raise _cache_error(base.parent, e) from None
+
+
+def _load_vocab(path: pathlib.Path, notice) -> Vocab | None:
+  """The cached vocabulary at `path`, checked against its record (path.json); None where there is none, or
+  it is damaged (said in one line: the caller builds it again)."""
+  record_path = path.with_suffix('.json')
+  if not record_path.exists():   # written last: no record, no complete entry
+    return None
+  record = read_json(record_path)
+  damage = 'its record is not readable' if record is None else _damage(path, record.get('check'))
+  if damage is None:
+    try:
+      vocab = Vocab.load(path)
+      if len(vocab.words) == record.get('words'):
+        return vocab
+      damage = f'{len(vocab.words):,} words, its record says {record.get("words")}'
+    except (ValueError, OSError) as e:   # a line that is no 'word<TAB>count', bytes that are no UTF-8
+      damage = str(e).split(';')[0]
+  notice(f'the cached vocabulary {path.name} was damaged ({damage}): building it again from the corpus')
+  return None
+
+
+def _store_vocab(path: pathlib.Path, vocab: Vocab) -> None:
+  try:
+    vocab.save(path)
+    record = {'words': len(vocab.words), 'check': _file_check(path)}
+    write_atomic(path.with_suffix('.json'), lambda f: f.write(json.dumps(record).encode()))
+  except (OSError, disk.NoSpace) as e:
+    raise _cache_error(path.parent, e) from None
 
 
 def _encoded_base(cache_dir, files: list[pathlib.Path], vocab: Vocab) -> pathlib.Path:
@@ -354,48 +446,53 @@ def _encoded_base(cache_dir, files: list[pathlib.Path], vocab: Vocab) -> pathlib
 
 
 def encode_corpus(paths: Paths, vocab: Vocab, cache_dir: str | os.PathLike | None = None, *,
-                  chunk_bytes: int = CHUNK_BYTES) -> EncodedCorpus:
+                  chunk_bytes: int = CHUNK_BYTES, on_notice: Callable[[str], None] | None = None) -> EncodedCorpus:
   """Token ids of the corpus under `vocab`, OOV dropped; loaded memory-mapped from cache_dir if there.
 
   Raises W2VError if no line keeps two words in the vocabulary: then no word has a context to train on.
+  A damaged cache entry is encoded again, said in one line to `on_notice` (default: warnings.warn).
   """
-  return _encode_files(resolve_paths(paths), vocab, cache_dir, chunk_bytes)
+  return _encode_files(resolve_paths(paths), vocab, cache_dir, chunk_bytes, on_notice=on_notice or _warn)
 
 
 def _encode_files(files: list[pathlib.Path], vocab: Vocab, cache_dir, chunk_bytes: int,
-                  cut: tuple[int, int | None] | None = None) -> EncodedCorpus:
+                  cut: tuple[int, int | None] | None = None, *, on_notice=_warn) -> EncodedCorpus:
   base = None if cache_dir is None else _encoded_base(cache_dir, files, vocab)
-  if base is not None and (cached := _load_encoded(base)) is not None:
+  if base is not None and (cached := _load_encoded(base, on_notice)) is not None:
     return cached
   corpus = _encode(_scan(files, chunk_bytes, keep_ids=True), vocab, files, cut)
   if base is not None:
+    _check_space(base.parent, corpus, None)
     _store_encoded(base, corpus)
   return corpus
 
 
 def prepare(paths: Paths, min_count: int = 5, max_vocab_size: int | None = None,
             cache_dir: str | os.PathLike | None = None, *,
-            chunk_bytes: int = CHUNK_BYTES) -> tuple[Vocab, EncodedCorpus]:
+            chunk_bytes: int = CHUNK_BYTES, on_notice: Callable[[str], None] | None = None
+            ) -> tuple[Vocab, EncodedCorpus]:
   """Vocabulary and encoded corpus from one pass over the text, cached so a second run reads no text.
 
-  Raises W2VError, caching nothing, if a file is not text or no line keeps two words in the vocabulary.
+  Raises W2VError, caching nothing, if a file is not text or no line keeps two words in the vocabulary, or
+  where cache_dir's filesystem has no room for the entry. Each cache entry is checked when read (its size
+  and CRC-32, kept in its JSON record): a damaged one is built again, said in one line to `on_notice`
+  (default: warnings.warn), and gives the same vocabulary and tokens as a clean cache.
   """
+  notice = on_notice or _warn
   check_vocab_settings(min_count, max_vocab_size)
   files = resolve_paths(paths)
   vocab_path = None
   if cache_dir is not None:
     key = _digest([FORMAT_VERSION, _files_key(files), min_count, max_vocab_size])
     vocab_path = _cache(cache_dir) / f'vocab-{key}.tsv'
-    if vocab_path.exists():
-      vocab = Vocab.load(vocab_path)
-      return vocab, _encode_files(files, vocab, cache_dir, chunk_bytes, (min_count, max_vocab_size))
+    if (vocab := _load_vocab(vocab_path, notice)) is not None:
+      return vocab, _encode_files(files, vocab, cache_dir, chunk_bytes, (min_count, max_vocab_size),
+                                  on_notice=notice)
   scan = _scan(files, chunk_bytes, keep_ids=True)
   vocab = Vocab.from_counts(dict(zip(scan.words, scan.counts.tolist())), min_count, max_vocab_size)
   corpus = _encode(scan, vocab, files, (min_count, max_vocab_size))  # raises before anything is cached
   if vocab_path is not None:
+    _check_space(vocab_path.parent, corpus, vocab)
     _store_encoded(_encoded_base(cache_dir, files, vocab), corpus)
-    try:
-      vocab.save(vocab_path)  # last: its presence means both entries are complete
-    except OSError as e:
-      raise _cache_error(vocab_path.parent, e) from None
+    _store_vocab(vocab_path, vocab)  # last: its record's presence means both entries are complete
   return vocab, corpus

@@ -124,7 +124,8 @@ class compile_ahead:
     i32 = jax.ShapeDtypeStruct((), jnp.int32)
     data = batches.EpochData(jax.ShapeDtypeStruct((n,), jnp.int32), jax.ShapeDtypeStruct((n,), jnp.int32),
                              noise, jax.eval_shape(lambda: batches.epoch_key(cfg.seed, 0)), i32, i32)
-    state = jax.eval_shape(lambda: spec.init(models.init(jax.random.PRNGKey(0), V, cfg.dim)))
+    state = jax.eval_shape(lambda: spec.init(models.init(jax.random.PRNGKey(0), V, cfg.dim,
+                                                         extra_in_rows=spec.model.extra_in_rows)))
     self._fn, self._error, self.waited = None, None, 0.0
 
     def run():
@@ -167,24 +168,26 @@ def _differences(saved_meta: dict, meta: dict) -> str:
   return "; ".join(said) or "other settings or corpus"
 
 
-def check_memory(cfg: TrainConfig, vocab_size: int) -> str | None:
+def check_memory(cfg: TrainConfig, vocab_size: int, extra_in_rows: int = 0) -> str | None:
   """Refuses (W2VError) a run whose tables, or whose steps' batches, cannot fit this machine's memory (on
   the CPU, where the tables live in it); returns a warning where they fit but a whole run may not, else
   None. The tables are 2 x V x D float32, and a run holds up to about 4x that at its peak: the tables, the
-  host copy a checkpoint writes, the exported vectors and the evaluation's normalised copy."""
+  host copy a checkpoint writes, the exported vectors and the evaluation's normalised copy. `extra_in_rows`:
+  W_in's rows after the V words' (Model.extra_in_rows)."""
   if jax.default_backend() != "cpu":
     return None
   try:
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
   except (ValueError, OSError, AttributeError):   # not a POSIX system that says
     return None
-  tables = 2 * vocab_size * cfg.dim * 4
+  tables = (2 * vocab_size + extra_in_rows) * cfg.dim * 4
   slots = cfg.steps_per_call * cfg.batch_size * (2 * cfg.window + cfg.neg + 2) * 4 * 4   # ids, masks, ...
   gb = lambda x: f"{x / 1e9:,.1f} GB"
   if 2 * tables > physical:
-    raise W2VError(f"the tables need {gb(tables)} (2 x {vocab_size:,} words x dim {cfg.dim} float32) and a run "
-                   f"holds at least two copies; this machine has {gb(physical)}: lower --dim, or shrink the "
-                   "vocabulary (--min_count, --max_vocab_size)")
+    extra = f" + {extra_in_rows:,} rows" if extra_in_rows else ""
+    raise W2VError(f"the tables need {gb(tables)} (2 x {vocab_size:,} words{extra} x dim {cfg.dim} float32) and "
+                   f"a run holds at least two copies; this machine has {gb(physical)}: lower --dim, or shrink the "
+                   "vocabulary (--min_count, --max_vocab_size)" + (" or --buckets" if extra_in_rows else ""))
   if slots > physical // 2:
     raise W2VError(f"a call's batches need about {gb(slots)} (--steps_per_call={cfg.steps_per_call} x "
                    f"--batch_size={cfg.batch_size:,} x the window's and negatives' slots); this machine has "
@@ -196,11 +199,20 @@ def check_memory(cfg: TrainConfig, vocab_size: int) -> str | None:
   return None
 
 
+def checkpoint_bytes(spec: engine.StepSpec, cfg: TrainConfig, vocab_size: int) -> int:
+  """A checkpoint's size: the state's leaves (from their shapes alone: nothing is made), with room for the
+  .npz's headers and the fingerprint."""
+  state = jax.eval_shape(lambda: spec.init(models.init(jax.random.PRNGKey(0), vocab_size, cfg.dim,
+                                                       extra_in_rows=spec.model.extra_in_rows)))
+  leaves = jax.tree.leaves(state)
+  return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in leaves) + 512 * (len(leaves) + 2) + 8192
+
+
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
         on_start: Callable[[dict], None] | None = None, huge_pages: bool | None = None,
-        wait_for_checkpoint: bool = True) -> FitResult:
+        wait_for_checkpoint: bool = True, check_space: Callable[[int], None] | None = None) -> FitResult:
   """Trains cfg.model on the corpus and returns the tables; see the module docstring for the hooks.
 
   `wait_for_checkpoint=False` returns while the last checkpoint is still being written (in the
@@ -210,6 +222,9 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   `huge_pages`: the tables on huge pages on the CPU, on one device (pages.place; None: "auto", for tables
   of at least pages.AUTO_MIN_BYTES; FitResult.pages says what came of it and why). A runtime setting, as
   the mesh is: the same bits either way.
+
+  `check_space(checkpoint_bytes)` is called (on every process) before anything is compiled or made, with
+  the size of one checkpoint of this run's state, so the caller can refuse a workdir with no room for it.
 
   The step is engine.select_step(cfg, mesh)'s. With a `mesh` (distributed.make_mesh) its chunk runs
   sharded on it (distributed.py); the returned params, the checkpoints and the metrics are the same
@@ -221,8 +236,10 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   if checkpoint_every < 0 or not checkpoint_every_s >= 0:
     raise W2VError(f"--checkpoint_every ({checkpoint_every}) and --checkpoint_every_s ({checkpoint_every_s}) must "
                    "be >= 0 (0 switches that trigger off)")
-  memory_note = check_memory(cfg, len(vocab.words))
-  spec = engine.select_step(cfg, mesh, counts=vocab.counts)
+  spec = engine.select_step(cfg, mesh, counts=vocab.counts, words=vocab.words)
+  memory_note = check_memory(cfg, len(vocab.words), spec.model.extra_in_rows)
+  if check_space is not None:
+    check_space(checkpoint_bytes(spec, cfg, len(vocab.words)))
   if on_start is not None:
     # which step runs, and why: before any compilation (and what memory the run will need, where it is tight)
     on_start({**spec.describe(), **({"memory": memory_note} if memory_note else {})})
@@ -235,7 +252,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   try:   # until the training loop's own try: a setup that fails stops the drawing ahead too
     # made on huge pages where pages.place would put them (one device): no copy below
     state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim,
-                                        huge_pages if mesh is None else False))
+                                        huge_pages if mesh is None else False, spec.model.extra_in_rows))
     position = checkpoint.Position(0, 0)
     if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
       saved_state, position, saved_meta = saved

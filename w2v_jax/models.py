@@ -57,8 +57,15 @@ class Model(NamedTuple):
   default_lr: the starting learning rate when a run gives none (word2vec.c's -alpha: 0.025 skip-gram,
     0.05 CBOW).
   configure_fn: (model, **options) -> Model, the model under the run's options (cbow_context_grad,
-    sgram_neg_form, neg, counts: the vocabulary's counts [V] or None); options it does not know are
-    ignored. Called by engine.select_step and check_gradients through `Model.configure`.
+    sgram_neg_form, neg, counts: the vocabulary's counts [V] or None, words: its words [V] or None,
+    min_n, max_n, buckets); options it does not know are ignored. Called by engine.select_step and
+    check_gradients through `Model.configure`. Per-word data built from the vocabulary (hierarchical
+    softmax's tree, the subword models' n-gram rows) is closed over here.
+  extra_in_rows: rows of W_in after the V word rows (the subword models' n-gram buckets): W_in is
+    [V + extra_in_rows, D], W_out stays [V, D].
+  word_vectors: W_in (numpy [V + extra_in_rows, D]) -> the V words' vectors [V, D] (vectors.txt);
+    None: W_in's first V rows.
+  write_files: (directory, params) -> None: the model's own files beside vectors.txt (subwords.npz).
   """
   name: str
   example_loss: Callable[[Params, Batch], jax.Array]
@@ -73,6 +80,9 @@ class Model(NamedTuple):
   negatives_per_slot: bool = False
   default_lr: float = 0.025
   configure_fn: Callable | None = None
+  extra_in_rows: int = 0
+  word_vectors: Callable | None = None
+  write_files: Callable | None = None
 
   @property
   def loss(self) -> Callable[[Params, Batch], jax.Array]:
@@ -206,8 +216,10 @@ def get(name: str) -> Model:
 _INIT_BLOCK = 1 << 22   # elements of W_in drawn at a time
 
 
-def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32, into: Params | None = None) -> Params:
-  """word2vec.c's initialisation: W_in ~ U[-0.5, 0.5)/D, W_out = 0.
+def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32, into: Params | None = None,
+         extra_in_rows: int = 0) -> Params:
+  """word2vec.c's initialisation: W_in ~ U[-0.5, 0.5)/D, W_out = 0. W_in has vocab_size + extra_in_rows
+  rows (Model.extra_in_rows: the subword models' n-gram buckets, drawn as the word rows), W_out vocab_size.
 
   W_in is drawn in blocks of about 4M elements, block i from fold_in(key, i) (the last block ends at row V,
   overlapping the one before it), in one jitted loop that updates the table in place. So building it holds
@@ -215,15 +227,15 @@ def init(key: jax.Array, vocab_size: int, dim: int, dtype=jnp.float32, into: Par
   bits, their floats and two elementwise results: 1.6 GB above the 0.4 GB table at V = 1M, D = 100, which
   was the run's peak RSS). The same key gives the same tables on every backend.
 
-  `into`: two zero [V, D] tables of `dtype` to use, consumed (pages.init_params passes them on huge
-  pages): W_in is drawn into the first in place (its buffer donated), and the second is W_out. The same
-  tables as without.
+  `into`: two zero tables of `dtype` to use, [V + extra_in_rows, D] and [V, D], consumed (pages.init_params
+  passes them on huge pages): W_in is drawn into the first in place (its buffer donated), and the second
+  is W_out. The same tables as without.
   """
-  V, D, dtype = int(vocab_size), int(dim), jnp.dtype(dtype)
+  V, D, dtype, N = int(vocab_size), int(dim), jnp.dtype(dtype), int(extra_in_rows)
   if into is None:
-    return _init(key, V, D, dtype)
-  if any(t.shape != (V, D) or t.dtype != dtype for t in into):
-    raise ValueError(f"init(into=...) needs two zero [{V}, {D}] {dtype} tables")
+    return _init(key, V, N, D, dtype)
+  if any(t.shape != (rows, D) or t.dtype != dtype for t, rows in zip(into, (V + N, V))):
+    raise ValueError(f"init(into=...) needs zero [{V + N}, {D}] and [{V}, {D}] {dtype} tables")
   return Params(W_in=_draw_w_in(key, into.W_in), W_out=into.W_out)
 
 
@@ -242,10 +254,10 @@ def _fill_w_in(key, w):
 _draw_w_in = jax.jit(_fill_w_in, donate_argnums=1)
 
 
-def _init(key, V: int, D: int, dtype) -> Params:
+def _init(key, V: int, N: int, D: int, dtype) -> Params:
   # W_in's zeros made apart and donated: jitted as one function, XLA wrote the zeros and then copied
   # them into the loop's buffer (one more pass over a table: 386 MB at V = 1M, D = 100).
-  return Params(W_in=_draw_w_in(key, jnp.zeros((V, D), dtype)), W_out=jnp.zeros((V, D), dtype))
+  return Params(W_in=_draw_w_in(key, jnp.zeros((V + N, D), dtype)), W_out=jnp.zeros((V, D), dtype))
 
 
 # ----------------------------------------------------------------------------- the gradient checker
@@ -266,16 +278,23 @@ def random_check_batch(rng: np.random.Generator, V: int, B: int, C: int, K: int,
                jnp.asarray(negatives, jnp.int32))
 
 
+CHECK_WORDS = ("the", "of", "and", "walk", "walks", "walked", "walking", "talk", "talked", "naïve", "café",
+               "a", "straße", "ab", "abab", "rewalk")   # shared n-grams for the subword models' checks
+
+
 def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: int = 13, dim: int = 5,
-                    batch_size: int = 8, window: int = 2, neg: int = 3) -> float:
+                    batch_size: int = 8, window: int = 2, neg: int = 3, **options) -> float:
   """The largest relative error between model `name`'s closed form and jax.grad of its loss, in float64.
 
   Per trial: random tables (W_out nonzero) and a `random_check_batch` (repeated ids, padding, a fully
   masked example); per table, max |closed − autodiff| / max |autodiff|. Returns the largest over
   trials and tables: about 1e-16 for a right closed form, O(1) for a wrong one. W2VError if the model
-  has no closed form."""
-  # Counts for models that build something from the vocabulary (hierarchical softmax's tree).
-  model = get(name).configure(counts=np.arange(vocab_size, 0, -1) * 7 % 23 + 1)
+  has no closed form. `options` go to Model.configure (e.g. buckets=7 for the subword models, so that
+  n-grams share rows); W_in gets the configured model's extra_in_rows."""
+  # Counts and words for models that build something from the vocabulary (hierarchical softmax's tree,
+  # the subword models' n-gram rows).
+  words = [CHECK_WORDS[i % len(CHECK_WORDS)] + "x" * (i // len(CHECK_WORDS)) for i in range(vocab_size)]
+  model = get(name).configure(counts=np.arange(vocab_size, 0, -1) * 7 % 23 + 1, words=words, **options)
   if model.row_grads is None:
     raise W2VError(f"model {name!r} has no closed-form gradient to check (it trains with autodiff on "
                    "rows); pass row_grads= to models.register")
@@ -283,7 +302,8 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
     rng = np.random.default_rng(seed)
     worst = 0.0
     for _ in range(trials):
-      params = Params(*(jnp.asarray(rng.normal(size=(vocab_size, dim)) * 0.5) for _ in range(2)))
+      params = Params(*(jnp.asarray(rng.normal(size=(rows, dim)) * 0.5)
+                        for rows in (vocab_size + model.extra_in_rows, vocab_size)))
       batch = random_check_batch(rng, vocab_size, batch_size, 2 * window, neg)
       want = jax.grad(model.loss)(params, batch)
       got = model.grad(params, batch)
@@ -324,7 +344,7 @@ def _configure_cbow(model: Model, *, cbow_context_grad: str = "sum", counts=None
 def _configure_sgram(model: Model, *, counts=None, softmax_prior="unigram", **_) -> Model:
   """Skip-gram with the prior by default: without it, lr 0.025 diverges in the first epoch and 0.0125
   learns less. Its default lr is half word2vec.c's 0.025, which blew up within 5 epochs even with the
-  prior (README, "The full-softmax models")."""
+  prior (docs/softmax.md)."""
   return _with_prior(model, losses.sgram_example_loss, losses.sgram_row_grads, counts, softmax_prior)
 
 

@@ -97,7 +97,8 @@ def train_run(cfg: TrainConfig, corpus: str, run_dir: pathlib.Path, cache_dir=No
     (run_dir / "summary.json").unlink()
   try:
     result = api.train(cfg, [corpus], run_dir, resume=(run_dir / "checkpoint.npz").exists(),
-                       cache_dir=cache_dir, log_every_s=30.0)
+                       cache_dir=cache_dir, log_every_s=30.0,
+                       on_notice=lambda message: print(f"{label}: note: {message}", flush=True))
   except loop.Diverged as e:   # a result too (an lr too high), not a reason to stop the script
     record = {"name": run_dir.name, "config": want, "lr": cfg.learning_rate, "diverged": str(e),
               **{m: None for m in ("analogy", "semantic", "syntactic", "ws353", "simlex", "words_per_sec",
