@@ -5,7 +5,7 @@ prediction, analogy, WS-353, SimLex-999, words/s, and (full softmax) the step's 
         --run=sgram_neg:optimizer=adam,optimizer_on=rows,lr=0.01 --run=sgram:lr=0.025 --out=runs/bench_runs.json
 
 Each --run is MODEL[:field=value,...] over TrainConfig's fields; --plugin files are imported first. The
-table is what the README's research tables quote. GFLOP/s counts the full softmax's three [B, V, D]
+table is what the research tables of docs/ (training.md, softmax.md, results.md) quote. GFLOP/s counts the full softmax's three [B, V, D]
 matmuls (logits, ∂h, ∂W_out) per step over the training time; `--matmul` also times a plain jnp matmul of
 the same shape in the same process.
 """

@@ -1,6 +1,6 @@
 """Device check: training words/s and full-softmax GFLOP/s on whatever device JAX finds, in minutes.
 
-    bash scripts/device_check.sh                            (a GPU machine: the figures the README lacks)
+    bash scripts/device_check.sh                            (a GPU machine: the figures docs/ lacks)
     JAX_PLATFORMS=cpu bash scripts/device_check.sh --quick  (a CPU: tiny sizes, the test's run)
 
 Needs only the checkout and jax, optax, numpy (no corpus files, no gensim, no network): the corpora are

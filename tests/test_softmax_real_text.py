@@ -5,7 +5,7 @@ that untrained vectors do not have (number words are more alike than frequent wo
 
 sgram's first epoch (at its default lr, 0.0125) moves the vectors little: its number-word margin after
 one epoch was 0.05-0.07 depending on the initial draw (models.init), after two 0.43. One epoch of 460k
-words is little: the table in the README ("The full-softmax models") has the quality
+words is little: the table in docs/softmax.md has the quality
 after more training on more text."""
 import jax
 import numpy as np

@@ -7,7 +7,7 @@ a walk is two walks). On 2 MB pages the same TLB covers GBs.
 
 By default (`enabled=None`, "auto") the tables go on huge pages when they take at least AUTO_MIN_BYTES
 (512 MB: V ≥ about 670k at D = 100); `--huge_pages` / `--nohuge_pages` (True / False) force either way.
-Measured in the README ("Huge pages") and docs/performance.md ("Huge pages: the measurements"): at V = 965k
+Measured in docs/results.md ("Huge pages") and docs/performance.md ("Huge pages: the measurements"): at V = 965k
 (736 MB of tables) the steps ran faster on huge pages in most runs; at V = 256k (195 MB) the difference was
 inside this machine's noise, and at V = 22k there was none. Below 512 MB the page tables of 4 kB pages (8
 bytes per 4 kB) still fit in a core's L2 and a walk is cheap; above it they do not.
@@ -93,17 +93,18 @@ def _chosen(enabled: bool | None, nbytes: int) -> bool:
   return bool(enabled)
 
 
-def init_params(key: jax.Array, vocab_size: int, dim: int, enabled: bool | None = None) -> Params:
+def init_params(key: jax.Array, vocab_size: int, dim: int, enabled: bool | None = None,
+                extra_in_rows: int = 0) -> Params:
   """models.init's tables (the same values), made on huge pages where `place(enabled)` would put them
   and THP is madvise-only: zeros written by the native kernel into advised memory, W_in drawn into its
   zeros in place. So `place` has nothing to copy: no copy time, and no third table at the peak. In any
-  other case plain models.init, and `place` does what it does."""
-  V, D = int(vocab_size), int(dim)
-  if not (_chosen(enabled, 2 * V * D * 4) and thp_mode() == "madvise" and native.available()):
-    return models.init(key, V, D)
+  other case plain models.init, and `place` does what it does. W_in has `extra_in_rows` more rows."""
+  V, D, N = int(vocab_size), int(dim), int(extra_in_rows)
+  if not (_chosen(enabled, (2 * V + N) * D * 4) and thp_mode() == "madvise" and native.available()):
+    return models.init(key, V, D, extra_in_rows=N)
   page = huge_page_bytes()
-  zeros = [native.huge_page_zeros((V, D), jnp.float32, page)[0] for _ in range(2)]
-  return models.init(key, V, D, into=Params(*zeros))
+  zeros = [native.huge_page_zeros((rows, D), jnp.float32, page)[0] for rows in (V + N, V)]
+  return models.init(key, V, D, into=Params(*zeros), extra_in_rows=N)
 
 
 def place(state, enabled: bool | None = None):
