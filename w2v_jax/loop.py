@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -208,6 +208,160 @@ def checkpoint_bytes(spec: engine.StepSpec, cfg: TrainConfig, vocab_size: int) -
   return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in leaves) + 512 * (len(leaves) + 2) + 8192
 
 
+class _Logger:
+  """The run's interval metrics: each chunk's Metrics are added up on the device (`add`), and at a log
+  point (`log`) fetched (the only host sync of a step), checked for divergence, and made a record for
+  `history` and `on_log`. `kept()` says what a divergence leaves behind, for its error."""
+
+  def __init__(self, cfg: TrainConfig, raw_words: float, on_log, kept: Callable[[], str]):
+    self.cfg, self.raw_words, self.on_log, self.kept = cfg, raw_words, on_log, kept
+    self.history: list[dict] = []
+    self.zeros = step_lib.Metrics(*(jnp.zeros((), jnp.float32),) * 4)
+    self.acc = self.zeros
+    self.t0 = self.t_log = time.perf_counter()
+    self.words_start = self.words_log = None   # raw words covered where this session began, and at the last log
+
+  def words_at(self, epoch: int, step: int, steps: int) -> float:
+    return self.raw_words * (epoch + min(step, steps) / steps)
+
+  def begin(self, epoch: int, step: int, steps: int) -> None:
+    if self.words_start is None:
+      self.words_start = self.words_log = self.words_at(epoch, step, steps)
+
+  def add(self, metrics: step_lib.Metrics) -> None:
+    self.acc = jax.tree.map(jnp.add, self.acc, metrics)
+
+  def due(self, every_s: float) -> bool:
+    return time.perf_counter() - self.t_log >= every_s
+
+  def log(self, epoch: int, step: int, steps: int, final: bool = False) -> None:
+    """Fetches the interval's metrics, checks them (Diverged), and logs a record."""
+    cfg = self.cfg
+    m, self.acc = jax.device_get(self.acc), self.zeros
+    loss = float(m.loss_sum / max(m.predictions, 1.0))
+    if not np.isfinite(loss):
+      raise Diverged(f"the loss became non-finite in epoch {epoch + 1} near step {step} with "
+                     f"--lr={cfg.learning_rate}: lower --lr ({self.kept()})")
+    if m.examples == 0:
+      return
+    # A finite loss can have blown up too (seen: 2e23 per pair after a few epochs of sgram_neg at K = 15):
+    # far above where the run started, it is stopped the same way, before a checkpoint of it is written.
+    first = self.history[0]["loss"] if self.history else None
+    if first is not None and loss > BLOWUP * max(first, 1.0):
+      raise Diverged(f"the loss blew up in epoch {epoch + 1} near step {step} ({first:.3g} per prediction at "
+                     f"the start, {loss:.3g} now) with --lr={cfg.learning_rate}: lower --lr ({self.kept()})")
+    now, words = time.perf_counter(), self.words_at(epoch, step, steps)
+    total = self.raw_words * cfg.epochs
+    rate = (words - self.words_log) / max(now - self.t_log, 1e-9)
+    record = {"epoch": epoch + 1, "step": min(step, steps), "progress": words / total, "loss": loss,
+              "loss_per_example": float(m.loss_sum / max(m.examples, 1.0)),
+              "examples": float(m.examples), "pairs": float(m.pairs), "predictions": float(m.predictions),
+              "lr": float(step_lib.linear_lr(cfg.learning_rate, cfg.min_lr_ratio, words / total)),
+              "words_per_sec": rate, "elapsed_s": now - self.t0, "eta_s": (total - words) / max(rate, 1e-9),
+              "final": final}
+    self.history.append(record)
+    if self.on_log is not None:
+      self.on_log(record)
+    self.t_log, self.words_log = now, words
+
+
+class _Checkpointer:
+  """The run's checkpoints (with a workdir): due every `every_s` seconds of training and/or every
+  `every_steps` steps (a run on several processes: by steps only, default 2000, since a clock would not
+  fire on the same chunk everywhere); each copied to the host (`to_host`: gathered from a mesh) on the
+  training thread and written by checkpoint.Writer in the background, by process 0."""
+
+  def __init__(self, workdir, meta: dict, position: checkpoint.Position, every: int, every_s: float,
+               to_host: Callable):
+    self.workdir, self.meta, self.to_host = workdir, meta, to_host
+    self.writer = checkpoint.Writer()
+    self.every_s = every_s if every_s and jax.process_count() == 1 else 0.0
+    self.every_steps = every or (2000 if jax.process_count() > 1 else 0)
+    self.t = time.perf_counter()
+    self.saved_at = position if tuple(position) != (0, 0) else None   # what a divergence leaves in place
+
+  def due(self, steps_done: int, steps_per_call: int) -> bool:
+    return self.workdir is not None and (
+        (self.every_steps > 0 and steps_done % self.every_steps < steps_per_call)
+        or (self.every_s > 0 and time.perf_counter() - self.t >= self.every_s))
+
+  def save(self, state, epoch: int, step: int, steps: int) -> None:
+    self.t = time.perf_counter()
+    if self.workdir is None:
+      return
+    where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
+    self.saved_at = where
+    saved = self.to_host(state)   # with a mesh: gathered on every process, written by process 0
+    if jax.process_index() == 0:
+      self.writer.save(self.workdir, saved, where, {"fingerprint": self.meta})   # in the background
+
+  def kept(self) -> str:
+    if self.workdir is None:
+      return "no workdir, so no checkpoint"
+    if self.saved_at is None:
+      return "no checkpoint had been written yet"
+    return f"the last good checkpoint, at epoch {self.saved_at.epoch + 1} step {self.saved_at.step}, was kept"
+
+
+def _select(cfg: TrainConfig, vocab, corpus, mesh, on_start, check_space, checkpoint_every: int,
+            checkpoint_every_s: float):
+  """The run's settings checked, its step chosen and said (on_start), and its chunk jitted (compiled
+  ahead on one device): (spec, chunk)."""
+  cfg.validate()
+  batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
+                         vocab_size=len(vocab.words))
+  if checkpoint_every < 0 or not checkpoint_every_s >= 0:
+    raise W2VError(f"--checkpoint_every ({checkpoint_every}) and --checkpoint_every_s ({checkpoint_every_s}) must "
+                   "be >= 0 (0 switches that trigger off)")
+  spec = engine.select_step(cfg, mesh, counts=vocab.counts, words=vocab.words)
+  memory_note = check_memory(cfg, len(vocab.words), spec.model.extra_in_rows)
+  if check_space is not None:
+    check_space(checkpoint_bytes(spec, cfg, len(vocab.words)))
+  if on_start is not None:
+    # which step runs, and why: before any compilation (and what memory the run will need, where it is tight)
+    on_start({**spec.describe(), **({"memory": memory_note} if memory_note else {})})
+  chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
+  if mesh is None:   # (the mesh's chunk is built in _initial_state, from the placed state)
+    chunk = compile_ahead(chunk, spec, cfg, vocab, corpus)
+  return spec, chunk
+
+
+class _Start(NamedTuple):
+  """Where training starts: the state (placed), the chunk to run it, the position, the pages' line, and
+  how to bring the state to the host (checkpoints, the result)."""
+  state: object
+  chunk: Callable
+  position: checkpoint.Position
+  pages_line: str
+  to_host: Callable
+
+
+def _initial_state(spec, chunk, cfg: TrainConfig, vocab, *, workdir, resume: bool, mesh, huge_pages,
+                   meta: dict) -> _Start:
+  """The tables made (on huge pages where pages.place would put them, one device: no copy), or the
+  checkpoint's when resuming; placed on the mesh with its sharded chunk where there is one."""
+  V = len(vocab.words)
+  state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), V, cfg.dim,
+                                      huge_pages if mesh is None else False, spec.model.extra_in_rows))
+  position = checkpoint.Position(0, 0)
+  if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
+    saved_state, position, saved_meta = saved
+    if saved_meta.get("fingerprint") != meta:
+      raise W2VError(f"{workdir} holds a checkpoint of a different run ({_differences(saved_meta, meta)}); "
+                     "use another --workdir, or drop --resume")
+    state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
+  if mesh is not None and huge_pages is not False:
+    pages_line = "tables on 4 kB pages: huge pages are for one device (placing the state on a mesh copies them)"
+  else:
+    state, pages_line = pages.place(state, huge_pages)
+  if mesh is None:
+    return _Start(state, chunk, position, pages_line, lambda s: s)
+  state, position = distributed.agree(state, position)   # every process starts where process 0 does
+  state = distributed.place_state(state, mesh, V)
+  return _Start(state, distributed.shard_chunk(spec, cfg, mesh, state, V), position, pages_line,
+                lambda s: distributed.to_host(s, V, mesh))
+
+
 def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         on_log: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
         log_every_s: float = 2.0, checkpoint_every: int = 0, checkpoint_every_s: float = 60.0, mesh=None,
@@ -226,174 +380,65 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
   `check_space(checkpoint_bytes)` is called (on every process) before anything is compiled or made, with
   the size of one checkpoint of this run's state, so the caller can refuse a workdir with no room for it.
 
-  The step is engine.select_step(cfg, mesh)'s. With a `mesh` (distributed.make_mesh) its chunk runs
-  sharded on it (distributed.py); the returned params, the checkpoints and the metrics are the same
-  host-side arrays as without one.
+  The step is engine.select_step(cfg, mesh)'s (`_select`). With a `mesh` (distributed.make_mesh) its
+  chunk runs sharded on it (distributed.py); the returned params, the checkpoints and the metrics are the
+  same host-side arrays as without one. The pieces: `_select` (the step and its chunk), `_initial_state`
+  (the tables, or a checkpoint's), `_Logger` (the metrics and divergence), `_Checkpointer`, `EpochsAhead`.
   """
-  cfg.validate()
-  batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
-                         vocab_size=len(vocab.words))
-  if checkpoint_every < 0 or not checkpoint_every_s >= 0:
-    raise W2VError(f"--checkpoint_every ({checkpoint_every}) and --checkpoint_every_s ({checkpoint_every_s}) must "
-                   "be >= 0 (0 switches that trigger off)")
-  spec = engine.select_step(cfg, mesh, counts=vocab.counts, words=vocab.words)
-  memory_note = check_memory(cfg, len(vocab.words), spec.model.extra_in_rows)
-  if check_space is not None:
-    check_space(checkpoint_bytes(spec, cfg, len(vocab.words)))
-  if on_start is not None:
-    # which step runs, and why: before any compilation (and what memory the run will need, where it is tight)
-    on_start({**spec.describe(), **({"memory": memory_note} if memory_note else {})})
-  chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
-  if mesh is None:   # (the mesh's chunk is built below, from the placed state)
-    chunk = compile_ahead(chunk, spec, cfg, vocab, corpus)
+  spec, chunk = _select(cfg, vocab, corpus, mesh, on_start, check_space, checkpoint_every, checkpoint_every_s)
   meta = fingerprint(cfg, vocab, corpus)
   # the noise table and (unless resuming: its epoch is not known yet) epoch 0, while the tables are made
   epochs_ahead = EpochsAhead(cfg, vocab, corpus, mesh, first_epoch=None if resume else 0)
   try:   # until the training loop's own try: a setup that fails stops the drawing ahead too
-    # made on huge pages where pages.place would put them (one device): no copy below
-    state = spec.init(pages.init_params(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim,
-                                        huge_pages if mesh is None else False, spec.model.extra_in_rows))
-    position = checkpoint.Position(0, 0)
-    if resume and workdir is not None and (saved := checkpoint.load(workdir)) is not None:
-      saved_state, position, saved_meta = saved
-      if saved_meta.get("fingerprint") != meta:
-        raise W2VError(f"{workdir} holds a checkpoint of a different run ({_differences(saved_meta, meta)}); "
-                       "use another --workdir, or drop --resume")
-      state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(x) for x in saved_state])
-    if mesh is not None and huge_pages is not False:
-      pages_line = "tables on 4 kB pages: huge pages are for one device (placing the state on a mesh copies them)"
-    else:
-      state, pages_line = pages.place(state, huge_pages)
-    # --- mesh (distributed.py): place the state, and run the sharded chunk instead -----------------------
-    V = len(vocab.words)
-
-    def host_state():   # checkpoints and the result: host arrays, gathered and un-padded with a mesh
-      return state if mesh is None else distributed.to_host(state, V, mesh)
-    if mesh is not None:
-      state, position = distributed.agree(state, position)   # every process starts where process 0 does
-      state = distributed.place_state(state, mesh, V)
-      chunk = distributed.shard_chunk(spec, cfg, mesh, state, V)
-    # --- end mesh -----------------------------------------------------------------------------------------
+    start = _initial_state(spec, chunk, cfg, vocab, workdir=workdir, resume=resume, mesh=mesh,
+                           huge_pages=huge_pages, meta=meta)
   except BaseException:
     epochs_ahead.close()
     raise
-
   # The tables are made asynchronously: waited for here, or their making would be timed as the first
   # chunk call's (0.4-0.5 s at V = 965k, reported as compilation).
-  jax.block_until_ready(state)
-  raw_words = float(corpus.stats.raw_words)
-  history: list[dict] = []
-  zeros = step_lib.Metrics(*(jnp.zeros((), jnp.float32),) * 4)
-  acc = zeros
-  t0 = t_log = time.perf_counter()
-  contention_start = native.contention()
-  compile_s, calls, status = 0.0, 0, "finished"
-  words_start = words_log = None
-
-  def words_at(epoch, step, steps):
-    return raw_words * (epoch + min(step, steps) / steps)
-
-  def kept() -> str:   # what a diverged run leaves behind, for its error
-    if workdir is None:
-      return "no workdir, so no checkpoint"
-    if saved_at is None:
-      return "no checkpoint had been written yet"
-    return f"the last good checkpoint, at epoch {saved_at.epoch + 1} step {saved_at.step}, was kept"
-
-  def check_and_log(epoch, step, steps, final=False):
-    """Fetches the interval's metrics (the only host sync), checks them, and logs a record."""
-    nonlocal acc, t_log, words_log
-    m, acc = jax.device_get(acc), zeros
-    loss = float(m.loss_sum / max(m.predictions, 1.0))
-    if not np.isfinite(loss):
-      raise Diverged(f"the loss became non-finite in epoch {epoch + 1} near step {step} with "
-                     f"--lr={cfg.learning_rate}: lower --lr ({kept()})")
-    if m.examples == 0:
-      return
-    # A finite loss can have blown up too (seen: 2e23 per pair after a few epochs of sgram_neg at K = 15):
-    # far above where the run started, it is stopped the same way, before a checkpoint of it is written.
-    first = history[0]["loss"] if history else None
-    if first is not None and loss > BLOWUP * max(first, 1.0):
-      raise Diverged(f"the loss blew up in epoch {epoch + 1} near step {step} ({first:.3g} per prediction at "
-                     f"the start, {loss:.3g} now) with --lr={cfg.learning_rate}: lower --lr ({kept()})")
-    now, words = time.perf_counter(), words_at(epoch, step, steps)
-    progress = words / (raw_words * cfg.epochs)
-    rate = (words - words_log) / max(now - t_log, 1e-9)
-    record = {"epoch": epoch + 1, "step": min(step, steps), "progress": progress, "loss": loss,
-              "loss_per_example": float(m.loss_sum / max(m.examples, 1.0)),
-              "examples": float(m.examples), "pairs": float(m.pairs), "predictions": float(m.predictions),
-              "lr": float(step_lib.linear_lr(cfg.learning_rate, cfg.min_lr_ratio, progress)),
-              "words_per_sec": rate, "elapsed_s": now - t0,
-              "eta_s": (raw_words * cfg.epochs - words) / max(rate, 1e-9), "final": final}
-    history.append(record)
-    if on_log is not None:
-      on_log(record)
-    t_log, words_log = now, words
-
-  writer = checkpoint.Writer()
-  every_s = checkpoint_every_s if checkpoint_every_s and jax.process_count() == 1 else 0.0
-  every_steps = checkpoint_every or (2000 if jax.process_count() > 1 else 0)
-  t_ckpt = time.perf_counter()
-  saved_at = position if tuple(position) != (0, 0) else None   # the checkpoint a divergence leaves in place
-
-  def save(epoch, step, steps):
-    nonlocal t_ckpt, saved_at
-    t_ckpt = time.perf_counter()
-    if workdir is not None:
-      where = checkpoint.Position(epoch, step) if step < steps else checkpoint.Position(epoch + 1, 0)
-      saved_at = where
-      saved = host_state()   # with a mesh: gathered on every process, written by process 0
-      if jax.process_index() == 0:
-        writer.save(workdir, saved, where, {"fingerprint": meta})   # written in the background
-
-  t_steps = None   # when the steps ended, if they finished
+  state = jax.block_until_ready(start.state)
+  ckpt = _Checkpointer(workdir, meta, start.position, checkpoint_every, checkpoint_every_s, start.to_host)
+  log = _Logger(cfg, float(corpus.stats.raw_words), on_log, ckpt.kept)
+  contention_start, status, calls, compile_s, t_steps = native.contention(), "finished", 0, 0.0, None
+  epoch, first, steps = start.position.epoch, start.position.step, 1
   try:
-    epoch, first, steps = position.epoch, position.step, 1
-    for epoch in range(position.epoch, cfg.epochs):
+    for epoch in range(start.position.epoch, cfg.epochs):
       data = epochs_ahead.get(epoch)
-      steps = int(data.steps)
-      first = position.step if epoch == position.epoch else 0
-      if words_start is None:
-        words_start = words_log = words_at(epoch, first, steps)
-      while first < steps:
+      steps, first = int(data.steps), start.position.step if epoch == start.position.epoch else 0
+      log.begin(epoch, first, steps)
+      while first < steps and status == "finished":
         t_call = time.perf_counter()
-        state, m = chunk(state, data, jnp.int32(first))
-        acc = jax.tree.map(jnp.add, acc, m)
-        first += cfg.steps_per_call
-        calls += 1
+        state, m = start.chunk(state, data, jnp.int32(first))
+        log.add(m)
+        first, calls = first + cfg.steps_per_call, calls + 1
         if calls <= 2:   # the first call's excess over the second (steady) one is compilation, or the wait
-                         # for compile_ahead's
-          jax.block_until_ready(m)
+          jax.block_until_ready(m)   # for compile_ahead's
           compile_s += (1 if calls == 1 else -1) * (time.perf_counter() - t_call)
-        stop = should_stop()
-        ckpt_due = workdir is not None and (
-            (every_steps > 0 and (calls * cfg.steps_per_call) % every_steps < cfg.steps_per_call)
-            or (every_s > 0 and time.perf_counter() - t_ckpt >= every_s))
-        if stop or ckpt_due or time.perf_counter() - t_log >= log_every_s:
-          check_and_log(epoch, first, steps)   # raises Diverged before a bad checkpoint is written
-          if stop or ckpt_due:
-            save(epoch, first, steps)
-        if stop:
-          status = "interrupted"
-          break
+        stop, due = should_stop(), ckpt.due(calls * cfg.steps_per_call, cfg.steps_per_call)
+        if stop or due or log.due(log_every_s):
+          log.log(epoch, first, steps)   # raises Diverged before a bad checkpoint is written
+          if stop or due:
+            ckpt.save(state, epoch, first, steps)
+        status = "interrupted" if stop else status
       if status == "interrupted":
         break
       if epoch < cfg.epochs - 1:   # a record ends with its epoch, so summary's last-epoch loss is that epoch's
-        check_and_log(epoch, first, steps)
+        log.log(epoch, first, steps)
     if status == "finished":
-      check_and_log(epoch, first, steps, final=True)
+      log.log(epoch, first, steps, final=True)
       t_steps = time.perf_counter()   # the final checkpoint is not training: its write is not timed as such
-      save(cfg.epochs, 0, 1)
+      ckpt.save(state, cfg.epochs, 0, 1)
   except BaseException:
-    writer.wait(quiet=True)   # the last good checkpoint is on disk before the error leaves
+    ckpt.writer.wait(quiet=True)   # the last good checkpoint is on disk before the error leaves
     raise
   finally:
     epochs_ahead.close()
-  train_s = (time.perf_counter() if t_steps is None else t_steps) - t0   # not the wait below, either way
+  train_s = (time.perf_counter() if t_steps is None else t_steps) - log.t0   # not the wait below, either way
   if wait_for_checkpoint:
-    writer.wait()
+    ckpt.writer.wait()
   jax.block_until_ready(state)
-  words_end = raw_words * cfg.epochs if status == "finished" else words_at(epoch, first, steps)
-  return FitResult(host_state().params, history, status, train_s, max(compile_s, 0.0),
-                   words_end - (words_end if words_start is None else words_start), spec.describe(), pages_line,
-                   (native.contention() - contention_start).describe(), writer)
+  words_end = log.raw_words * cfg.epochs if status == "finished" else log.words_at(epoch, first, steps)
+  return FitResult(start.to_host(state).params, log.history, status, train_s, max(compile_s, 0.0),
+                   words_end - (words_end if log.words_start is None else log.words_start), spec.describe(),
+                   start.pages_line, (native.contention() - contention_start).describe(), ckpt.writer)
