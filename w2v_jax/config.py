@@ -3,7 +3,7 @@ import dataclasses
 import json
 import math
 
-from w2v_jax import models
+from w2v_jax import models, ngrams
 from w2v_jax.errors import W2VError
 
 LAYOUTS = ("auto", "span", "buckets", "batch")
@@ -43,6 +43,9 @@ class TrainConfig:
   optimizer_on: str = "rows"         # the touched rows (row_optimizers.py) or the whole tables (optax)
   eval_with: str = "in"              # vectors to evaluate/export: "in" (W_in) or "in+out" (W_in + W_out)
   analogy_method: str = "3cosadd"    # or "3cosmul"
+  min_n: int = ngrams.MIN_N          # the subword models (subword.py): n-grams of "<word>", n = min_n..max_n,
+  max_n: int = ngrams.MAX_N          # hashed into `buckets` extra rows of W_in (fastText's and gensim's
+  buckets: int = ngrams.BUCKETS      # defaults: 3, 6, 2,000,000)
 
   @property
   def learning_rate(self) -> float:
@@ -96,6 +99,7 @@ class TrainConfig:
         isinstance(self.max_dup, (int, float)) and self.max_dup > 0):
       raise W2VError(f"--max_dup must be a number > 0, 'auto', or 0 on the command line to switch the cap "
                      f"off; got {self.max_dup!r}")
+    ngrams.check_settings(self.min_n, self.max_n, self.buckets)
     if self.max_vocab_size is not None and self.max_vocab_size < 1:
       raise W2VError(f"--max_vocab_size must be at least 1, got {self.max_vocab_size}")
     choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),

@@ -294,7 +294,8 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
   # Counts and words for models that build something from the vocabulary (hierarchical softmax's tree,
   # the subword models' n-gram rows).
   words = [CHECK_WORDS[i % len(CHECK_WORDS)] + "x" * (i // len(CHECK_WORDS)) for i in range(vocab_size)]
-  model = get(name).configure(counts=np.arange(vocab_size, 0, -1) * 7 % 23 + 1, words=words, **options)
+  model = get(name).configure(**{"counts": np.arange(vocab_size, 0, -1) * 7 % 23 + 1, "words": words, "neg": neg,
+                                 **options})
   if model.row_grads is None:
     raise W2VError(f"model {name!r} has no closed-form gradient to check (it trains with autodiff on "
                    "rows); pass row_grads= to models.register")
@@ -304,7 +305,8 @@ def check_gradients(name: str, *, trials: int = 3, seed: int = 0, vocab_size: in
     for _ in range(trials):
       params = Params(*(jnp.asarray(rng.normal(size=(rows, dim)) * 0.5)
                         for rows in (vocab_size + model.extra_in_rows, vocab_size)))
-      batch = random_check_batch(rng, vocab_size, batch_size, 2 * window, neg)
+      K = neg * 2 * window if model.negatives_per_slot else neg   # K per context slot: C·K in the batch
+      batch = random_check_batch(rng, vocab_size, batch_size, 2 * window, K)
       want = jax.grad(model.loss)(params, batch)
       got = model.grad(params, batch)
       for w, g in zip(want, got):

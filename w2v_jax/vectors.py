@@ -16,6 +16,11 @@ table and its row norms, which the object keeps:
 
 Words are matched exactly (case-sensitively), as gensim matches them; the benchmarks (`evaluate`)
 fold case, as gensim's evaluate_* methods do. An unknown word is a W2VError that names it.
+
+Beside a vectors.txt of a subword model (subword.py) lies subwords.npz; `load` then returns a
+`SubwordVectors`, which gives a word outside the vocabulary its n-grams' mean, Σ_g z_g / |G| (gensim's
+FastTextKeyedVectors.get_vector; the zero vector for a word without n-grams), and takes such words in every
+query: they are looked up, never candidates (gensim's most_similar excludes only vocabulary words).
 """
 import os
 from pathlib import Path
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import w2v_jax.evaluate as evaluate
+import w2v_jax.ngrams as ngrams
 import w2v_jax.vectors_io as vectors_io
 from w2v_jax.errors import W2VError
 
@@ -75,21 +81,28 @@ class KeyedVectors:
   def _query(self):
     return dict(index=self._index, norms=self._norms)
 
+  def _table(self, *queries, restrict_vocab=None):
+    """(words, vectors, index and norms, restrict_vocab) for a query on `queries` (words or lists of
+    words): this table; SubwordVectors appends the words outside the vocabulary."""
+    return self.words, self.vectors, self._query(), restrict_vocab
+
   def most_similar(self, positive, negative=(), topn=10, restrict_vocab=None):
     """[(word, cosine)] of the `topn` words nearest to unit(sum u_positive - sum u_negative), best
     first, the query words excluded (gensim's most_similar). `positive`, `negative`: a word or a list
     of words; `restrict_vocab`: only the first N words are candidates; topn=None: every candidate."""
-    return evaluate.most_similar(self.words, self.vectors, positive, negative, topn, restrict_vocab, **self._query())
+    words, vectors, query, r = self._table(positive, negative, restrict_vocab=restrict_vocab)
+    return evaluate.most_similar(words, vectors, positive, negative, topn, r, **query)
 
   def most_similar_cosmul(self, positive, negative=(), topn=10, restrict_vocab=None):
     """[(word, score)] by gensim's most_similar_cosmul: score = prod_p p(w, p) / (prod_n p(w, n) + 1e-6),
     p = (1 + cos) / 2, the query words excluded."""
-    return evaluate.most_similar_cosmul(self.words, self.vectors, positive, negative, topn, restrict_vocab,
-                                        **self._query())
+    words, vectors, query, r = self._table(positive, negative, restrict_vocab=restrict_vocab)
+    return evaluate.most_similar_cosmul(words, vectors, positive, negative, topn, r, **query)
 
   def similarity(self, a, b):
     """cos(a, b), as gensim's similarity computes it."""
-    return evaluate.similarity(self.words, self.vectors, a, b, index=self._index)
+    words, vectors, query, _ = self._table(a, b)
+    return evaluate.similarity(words, vectors, a, b, index=query["index"])
 
   def analogy(self, a, b, c, method="3cosadd", restrict_vocab=None):
     """a : b :: c : ?  The best candidate other than a, b, c: by 3CosAdd, argmax cos(w, unit(u_b + u_c -
@@ -97,14 +110,16 @@ class KeyedVectors:
     p = (1 + cos) / 2 (gensim's most_similar_cosmul([b, c], [a]))."""
     if method not in _METHODS:
       raise W2VError(f"unknown analogy method {method!r}; use '3cosadd' or '3cosmul'")
-    best = _METHODS[method](self.words, self.vectors, [b, c], [a], 1, restrict_vocab, **self._query())
+    words, vectors, query, r = self._table(a, b, c, restrict_vocab=restrict_vocab)
+    best = _METHODS[method](words, vectors, [b, c], [a], 1, r, **query)
     if not best:
       raise W2VError(f"no candidate answer: the vocabulary holds only the question words {a!r}, {b!r}, {c!r}")
     return best[0][0]
 
   def doesnt_match(self, words):
     """The word of `words` farthest (cosine) from the unit mean of their unit vectors (gensim's)."""
-    return evaluate.doesnt_match(self.words, self.vectors, words, **self._query())
+    table, vectors, query, _ = self._table(words)
+    return evaluate.doesnt_match(table, vectors, words, **query)
 
   def evaluate_word_analogies(self, path=None, restrict_vocab=30000, method="3cosadd", case_insensitive=True):
     """`evaluate.analogy` on this table: gensim's evaluate_word_analogies numbers (default: the Google set)."""
@@ -122,12 +137,58 @@ class KeyedVectors:
     return evaluate.all_benchmarks(self.words, self.vectors, restrict_vocab=restrict_vocab)
 
 
+class SubwordVectors(KeyedVectors):
+  """KeyedVectors of a subword model, with its n-gram bucket rows: words outside the vocabulary get vectors.
+
+  Attributes (besides KeyedVectors'): buckets float32 [N, D], the n-gram rows z; min_n, max_n."""
+
+  def __init__(self, words, vectors, buckets, min_n, max_n, path=None):
+    super().__init__(words, vectors, path)
+    self.buckets = np.ascontiguousarray(buckets, dtype=np.float32)
+    self.min_n, self.max_n = int(min_n), int(max_n)
+    if self.buckets.ndim != 2 or self.buckets.shape[1] != self.dim or len(self.buckets) == 0:
+      raise W2VError(f"the n-gram rows have shape {self.buckets.shape}; expected [buckets, {self.dim}]")
+
+  def __repr__(self):
+    return super().__repr__()[:-1] + f", {len(self.buckets):,} n-gram buckets)"
+
+  def __getitem__(self, word):
+    """The vector [D] of `word`: its row in the vocabulary, else its n-grams' mean (zero if it has none)."""
+    return self.vectors[self._index[word]] if word in self._index else self.ngram_vector(word)
+
+  def ngram_vector(self, word):
+    """Σ_g z_g / |G| over the n-grams of "<word>" (gensim's get_vector for a word it never saw)."""
+    ids = ngrams.word_hashes(word, self.min_n, self.max_n, len(self.buckets))
+    return self.buckets[ids].sum(axis=0) / max(len(ids), 1)
+
+  def _table(self, *queries, restrict_vocab=None):
+    new = [w for q in queries for w in ([q] if isinstance(q, str) else q) if w not in self._index]
+    new = list(dict.fromkeys(new))
+    if not new:
+      return super()._table(restrict_vocab=restrict_vocab)
+    extra = np.stack([self.ngram_vector(w) for w in new])
+    words, vectors = self.words + new, np.concatenate([self.vectors, extra])
+    index = dict(self._index, **{w: len(self.words) + i for i, w in enumerate(new)})
+    norms = np.concatenate([self._norms, np.linalg.norm(extra, axis=1)])
+    r = len(self.words) if restrict_vocab is None else min(restrict_vocab, len(self.words))
+    return words, vectors, dict(index=index, norms=norms), r
+
+
 def load(path, binary=None):
-  """KeyedVectors from a word2vec text or binary file written by any tool (`vectors_io.load`).
+  """KeyedVectors from a word2vec text or binary file written by any tool (`vectors_io.load`); a
+  SubwordVectors where subwords.npz (subword.SUBWORDS_FILE) lies beside it.
 
   binary: True or False to insist on a format; None (default) detects it. A malformed file (bad
   header, truncated, a row of the wrong length, a duplicate word, a word that is not UTF-8) is a
   one-line W2VError naming the file and the problem.
   """
   words, vectors = vectors_io.load(path, binary=binary)
-  return KeyedVectors(words, vectors, path)
+  beside = Path(os.fspath(path)).with_name("subwords.npz")
+  if not beside.is_file():
+    return KeyedVectors(words, vectors, path)
+  try:
+    with np.load(beside) as z:
+      return SubwordVectors(words, vectors, z["buckets"], int(z["min_n"]), int(z["max_n"]), path)
+  except (OSError, ValueError, KeyError, EOFError) as e:
+    raise W2VError(f"{beside}: not a subwords file w2v_jax can read ({type(e).__name__}: {e}); move it away "
+                   "to load the vectors alone") from None
