@@ -139,6 +139,8 @@ def engine_line(e: dict) -> str:
     kernels = "on" + (f", -march={e['march']}" if e.get("march") else "")
     if e.get("march_resolved") not in (None, e.get("march")):
       kernels += f" ({e['march_resolved']})"
+    if e.get("vector_bits"):
+      kernels += f", {e['vector_bits']}-bit registers"
   return f"step: {e['step']} (native kernels: {kernels}) -- {e['reason']}"
 
 

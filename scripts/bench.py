@@ -69,6 +69,8 @@ def worker_w2v_jax(args) -> dict:
     vocab, enc = corpus.prepare([args.corpus], cfg.min_count, cache_dir=cold)
   prep = time.perf_counter() - t0
   fit = loop.fit(cfg, vocab, enc, huge_pages=huge)
+  if args.march and not fit.engine["native"]:   # a row named for a build must have run that build
+    sys.exit(f"-march={args.march}: the native kernels did not run ({fit.engine['reason']})")
   vectors = np.asarray(fit.params.W_in)
   t1 = time.perf_counter()
   with tempfile.TemporaryDirectory() as out:
@@ -80,7 +82,7 @@ def worker_w2v_jax(args) -> dict:
   ev = api.evaluate_vectors(vocab.words, vectors)
   evaluate = time.perf_counter() - t2
   words = enc.stats.raw_words * cfg.epochs
-  system = ("w2v_jax" + (f" -march={args.march}" if args.march else "") + (" one thread" if args.one else "")
+  system = ("w2v_jax" + (f" -march={args.march} ({fit.engine['vector_bits']}-bit)" if args.march else "") + (" one thread" if args.one else "")
             + (" --hogwild" if args.hogwild else "")
             + {None: "", True: " --huge_pages", False: " --nohuge_pages"}[huge])
   return {"system": system, "model": args.model, "pages": fit.pages, "threads": fit.threads,
@@ -90,6 +92,7 @@ def worker_w2v_jax(args) -> dict:
           "prepare_seconds": prep, "import_seconds": t_import, "write_seconds": write,
           "evaluate_seconds": evaluate, "whole_job_seconds": whole, "engine": fit.engine["step"],
           "march": fit.engine.get("march"), "march_resolved": fit.engine.get("march_resolved"),
+          "vector_bits": fit.engine.get("vector_bits"),
           "compile_cache": "cold" if compiled else "warm",
           "analogy": ev["analogy"]["accuracy"], "ws353": ev["word_similarity"]["spearman"],
           "simlex999": ev["simlex999"]["spearman"], "final_loss": fit.history[-1]["loss"],
@@ -262,7 +265,8 @@ def compare(args) -> list[dict]:
     for k, r in [*((k, done[k]) for k in variants), ("gensim", g), ("gensim1", g1)]:
       if r is None:
         continue
-      base = g1 if (k != "gensim" and variants.get(k, {}).get("one")) or k == "gensim1" else g
+      one = (k != "gensim" and variants.get(k, {}).get("one")) or k == "gensim1"
+      base = g1 if one and g1 is not None else g   # (with --workers=1, gensim's one run is both)
       r["repeat"] = repeat
       ratio = r["words_per_sec"] / base["words_per_sec"] if base else float("nan")
       whole = base["whole_job_seconds"] / r["whole_job_seconds"] if base else float("nan")   # > 1: faster

@@ -77,7 +77,7 @@ for model in ("cbow_neg", "sgram_neg"):
   r = api.train(TrainConfig(model=model, dim=32, epochs=1, seed=3), [sys.argv[1]], None)
   assert r.summary["engine"]["native"], r.summary["engine"]
   digest = hashlib.sha256(np.asarray(r.params.W_in).tobytes() + np.asarray(r.params.W_out).tobytes())
-  print(model, r.summary["engine"]["march"], digest.hexdigest())
+  print(model, r.summary["engine"]["march"], r.summary["engine"]["vector_bits"], digest.hexdigest())
 """
 
 
@@ -91,19 +91,21 @@ def _train_digests(tmp_path: pathlib.Path, **env) -> str:
 
 @needs_gxx
 def test_every_build_trains_the_same_vectors(tmp_path):
-  """The shipped corpus, one epoch of cbow_neg and sgram_neg with the narrowest build (x86-64: SSE2), the
-  widest level this CPU runs (x86-64-v4: AVX-512, or v3: AVX2), native, and clang's native: the same
-  tables, bit for bit, and summary["engine"]["march"] says which build ran. (The builds are cached in the
-  test session's W2V_JAX_NATIVE_DIR, each apart.)"""
-  targets = _x86_targets()
-  marches = list(dict.fromkeys([targets[0], targets[-2] if len(targets) > 1 else targets[0], "native"]))
+  """The shipped corpus, one epoch of cbow_neg and sgram_neg with each register width this CPU runs (x86-64:
+  SSE2, 128-bit; x86-64-v3: AVX2, 256-bit; x86-64-v4: AVX-512, 512-bit), native, and clang's native: the
+  same tables, bit for bit, and summary["engine"] says which build ran and its register width. (The builds
+  are cached in the test session's W2V_JAX_NATIVE_DIR, each apart.)"""
+  widths = {"x86-64": 128, "x86-64-v3": 256, "x86-64-v4": 512}
+  marches = [m for m in widths if m in _x86_targets()] + ["native"]
   runs = {m: _train_digests(tmp_path, W2V_JAX_NATIVE_MARCH=m, CXX=GXX) for m in marches}
   if CLANG:
     runs["clang++"] = _train_digests(tmp_path, CXX=CLANG)
-  digests = {name: [line.split()[2] for line in out.splitlines()] for name, out in runs.items()}
+  digests = {name: [line.split()[3] for line in out.splitlines()] for name, out in runs.items()}
   assert len({tuple(d) for d in digests.values()}) == 1, digests
   for m in marches:
     assert [line.split()[1] for line in runs[m].splitlines()] == [m, m]
+    if m in widths:
+      assert [int(line.split()[2]) for line in runs[m].splitlines()] == [widths[m]] * 2
 
 
 @pytest.mark.skipif(CLANG is None, reason="no clang++ here (Debian: apt-get install clang)")
@@ -174,3 +176,58 @@ def test_a_damaged_cached_library_is_rebuilt_and_said(tmp_path):
   assert hashlib.sha256(lib.read_bytes()).hexdigest() == good   # the whole library again, not the half
   third = subprocess.run(build, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert "was damaged" not in third.stdout and third.returncode == 0
+
+
+def _mount(*args) -> bool:
+  return os.geteuid() == 0 and subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@needs_gxx
+def test_a_build_short_of_disk_space_is_said_and_not_remembered(tmp_path):
+  """A build cache on a full 8 MB tmpfs: one line saying where to make room, no `.failed` marker; with
+  room made, the next build succeeds."""
+  where = tmp_path / "small"
+  where.mkdir()
+  if not _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)):
+    pytest.skip("cannot mount a tmpfs here (not root, or no mount)")
+  try:
+    filler = where / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=7"], capture_output=True)
+    env = {**os.environ, "W2V_JAX_NATIVE_DIR": str(where / "native"), "CXX": GXX}
+    build = [sys.executable, "-m", "w2v_jax.native", "build"]
+    short = subprocess.run(build, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert short.returncode == 1 and "no room to build them in" in short.stdout, short.stdout + short.stderr
+    assert "Traceback" not in short.stderr and not list((where / "native").glob("*.failed"))
+    filler.unlink()
+    roomy = subprocess.run(build, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert roomy.returncode == 0 and "built for -march=native" in roomy.stdout, roomy.stdout + roomy.stderr
+  finally:
+    subprocess.run(["umount", str(where)], capture_output=True)
+
+
+@needs_gxx
+def test_a_read_only_cache_with_an_intact_library_is_used(tmp_path):
+  """A prebuilt cache mounted read-only: its library matches its record and loads; a damaged one is one
+  line saying to point W2V_JAX_NATIVE_DIR at a writable directory."""
+  cache = tmp_path / "native"
+  env = {**os.environ, "W2V_JAX_NATIVE_DIR": str(cache), "CXX": GXX}
+  build = [sys.executable, "-m", "w2v_jax.native", "build"]
+  assert subprocess.run(build, env=env, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+  for lock in cache.glob("*.lock"):
+    lock.unlink()   # as an image would ship it: the library and its record
+  if not (_mount("--bind", str(cache), str(cache)) and _mount("-o", "remount,ro,bind", str(cache))):
+    subprocess.run(["umount", str(cache)], capture_output=True)
+    pytest.skip("cannot make a read-only bind mount here")
+  try:
+    used = subprocess.run(build, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert used.returncode == 0 and "built for -march=native" in used.stdout, used.stdout + used.stderr
+  finally:
+    subprocess.run(["umount", str(cache)], capture_output=True)
+  (lib,) = cache.glob("*.so")
+  lib.write_bytes(lib.read_bytes()[:1000])
+  assert _mount("--bind", str(cache), str(cache)) and _mount("-o", "remount,ro,bind", str(cache))
+  try:
+    refused = subprocess.run(build, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "is not writable" in refused.stdout and "W2V_JAX_NATIVE_DIR" in refused.stdout
+  finally:
+    subprocess.run(["umount", str(cache)], capture_output=True)

@@ -50,7 +50,7 @@ class StepSpec(NamedTuple):
     the compiler resolved it to (native.build_record)."""
     built = native.build_record() if self.native else None
     return {"step": self.name, "layout": self.layout, "native": self.native, "reason": self.reason,
-            "dup_cap": self.dup_cap, **(built or {"march": None, "march_resolved": None})}
+            "dup_cap": self.dup_cap, **(built or {"march": None, "march_resolved": None, "vector_bits": None})}
 
 
 def configured_model(cfg: TrainConfig, counts=None, words=None) -> models.Model:

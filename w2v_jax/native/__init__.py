@@ -92,10 +92,11 @@ def _load() -> Status:
   lib.W2vFormatTextRows.restype = ctypes.c_int64   # (text_rows)
   lib.W2vFormatTextRows.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                     ctypes.c_void_p, ctypes.c_int64]
-  _LIB, _RECORD = lib, {**built.record, "note": built.note}
+  _LIB, _RECORD = lib, {**built.record, "note": built.note, "lanes": lib.W2vLaneWidth()}
   resolved = f" ({built.record['resolved']})" if built.record.get("resolved") not in (None, march) else ""
   return Status(True, (built.note + "; " if built.note else "")
-                + f"native CPU kernels built for -march={march}{resolved} ({built.path})")
+                + f"native CPU kernels built for -march={march}{resolved}, {32 * _RECORD['lanes']}-bit registers "
+                  f"({built.path})")
 
 
 _LIB = None   # the loaded library, for contention()
@@ -103,12 +104,14 @@ _RECORD = None   # its build record (builder.py)
 
 
 def build_record() -> dict | None:
-  """The loaded library's -march, what the compiler resolved it to, and the compiler (and "build_note" when
-  this process rebuilt a damaged cached copy); None when the kernels are not loaded."""
+  """The loaded library's -march, what the compiler resolved it to (a CPU's name: GCC 12 calls a Zen 4
+  znver3, and enables its AVX-512 all the same), the width of the registers its sums use (vector_bits:
+  128, 256 or 512), and the compiler (and "build_note" when this process rebuilt a damaged cached copy);
+  None when the kernels are not loaded."""
   if _RECORD is None:
     return None
   return {"march": _RECORD.get("march"), "march_resolved": _RECORD.get("resolved"),
-          "compiler": _RECORD.get("compiler"), **({"build_note": _RECORD["note"]} if _RECORD["note"] else {})}
+          "vector_bits": 32 * _RECORD["lanes"], "compiler": _RECORD.get("compiler"), **({"build_note": _RECORD["note"]} if _RECORD["note"] else {})}
 
 
 class Contention(NamedTuple):
