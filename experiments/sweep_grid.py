@@ -11,7 +11,8 @@ appended as `-<field><value>`). Full-softmax models (cbow, sgram) draw no negati
 collapses to one run with neg = 0 (named `sgram-w5-d100`). Rerunning skips the runs whose summary.json says
 finished, resumes interrupted ones from their checkpoint, and retrains the rest; results.csv,
 results.jsonl and results.md (finished runs of the grid, in grid order) are rebuilt after every run, and
-plots/*.png at the end. A workdir is locked (workdir/.lock) while a sweep writes to it.
+plots/*.png at the end. A workdir is locked (workdir/.lock) while a sweep writes to it, and each run's
+directory (workdir/<name>/.lock) from before its run.json is written until its run ends.
 """
 import csv
 import dataclasses
@@ -98,6 +99,28 @@ def workdir_lock(workdir: pathlib.Path, on_notice: Callable[[str], None] | None 
   """The sweep's lock on workdir/.lock (a context manager), or W2VError at once, naming the process that
   holds it, where another sweep or run holds it (w2v_jax/workdir_lock.py)."""
   return w2v_workdir_lock.acquire(workdir, kind="sweep or run", on_notice=on_notice)
+
+
+def _run_dir_lock(run_dir: pathlib.Path, name: str, on_notice) -> w2v_workdir_lock.Lock:
+  """The lock of one run's directory (made if missing), or W2VError in one line naming the run and the
+  process that holds it (a run started there by hand, say)."""
+  try:
+    return w2v_workdir_lock.acquire(run_dir, on_notice=on_notice)
+  except W2VError as e:
+    raise W2VError(f"run {name}: {e}") from None
+
+
+def _prepare_run_dir(run_dir: pathlib.Path, name: str, cfg: TrainConfig, corpus_files: list[str]) -> bool:
+  """Records the run's settings in run_dir (locked by the caller) and removes what an unfinished earlier
+  try left there; whether the run resumes from its checkpoint."""
+  resume = _resumable(run_dir, cfg)
+  _write_atomic(run_dir / RUN_RECORD, json.dumps({"name": name, "config": json.loads(cfg.to_json()),
+                                                  "corpus": corpus_files,
+                                                  "corpus_stat": corpus_stats(corpus_files)}, indent=2) + "\n")
+  if not resume:   # this sweep's own run directory: what an unfinished earlier try left goes
+    for stale in ("summary.json", "vectors.txt", "vectors.bin", "metrics.jsonl"):
+      (run_dir / stale).unlink(missing_ok=True)
+  return resume
 
 
 def _config_diff(recorded: dict, cfg: TrainConfig) -> list[str]:
@@ -257,26 +280,22 @@ def run_grid(base: TrainConfig, grid: dict[str, Sequence], corpus, workdir, *, c
         continue
       if should_stop():
         break
-      resume = _resumable(run_dir, cfg)
-      emit({"event": "resume" if resume else "start", **event})
-      run_dir.mkdir(parents=True, exist_ok=True)
-      _write_atomic(run_dir / RUN_RECORD, json.dumps({"name": name, "config": json.loads(cfg.to_json()),
-                                                      "corpus": corpus_files,
-                                                      "corpus_stat": corpus_stats(corpus_files)}, indent=2) + "\n")
-      if not resume:   # this sweep's own run directory: what an unfinished earlier try left goes
-        for stale in ("summary.json", "vectors.txt", "vectors.bin", "metrics.jsonl"):
-          (run_dir / stale).unlink(missing_ok=True)
-      try:
-        result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
-                           should_stop=should_stop, checkpoint_every=checkpoint_every,
-                           checkpoint_every_s=checkpoint_every_s,
-                           log_every_s=log_every_s, mesh=mesh, on_start=on_start, huge_pages=huge_pages,
-                           on_notice=on_notice)
-      except disk.NoSpace as e:   # the sweep's own way on: its command again
-        kept = api.kept_after_no_space(run_dir, cfg.epochs, "rerun the same command")
-        raise W2VError(f"run {name}: {e.what}; {kept}") from None
-      except W2VError as e:
-        raise W2VError(f"run {name}: {e}") from None
+      # the run directory's lock before anything there is written or removed (a live run of its own may
+      # hold it), lent to api.train, so that no other process can enter in between
+      with _run_dir_lock(run_dir, name, on_notice) as run_lock, run_lock.lend():
+        resume = _prepare_run_dir(run_dir, name, cfg, corpus_files)
+        emit({"event": "resume" if resume else "start", **event})
+        try:
+          result = api.train(cfg, paths, run_dir, resume=resume, cache_dir=cache_dir, on_log=on_log,
+                             should_stop=should_stop, checkpoint_every=checkpoint_every,
+                             checkpoint_every_s=checkpoint_every_s,
+                             log_every_s=log_every_s, mesh=mesh, on_start=on_start, huge_pages=huge_pages,
+                             on_notice=on_notice)
+        except disk.NoSpace as e:   # the sweep's own way on: its command again
+          kept = api.kept_after_no_space(run_dir, cfg.epochs, "rerun the same command")
+          raise W2VError(f"run {name}: {e.what}; {kept}") from None
+        except W2VError as e:
+          raise W2VError(f"run {name}: {e}") from None
       write_results(workdir, collect_rows(workdir, plan), swept)
       interrupted = result.summary["status"] == "interrupted"
       emit({"event": "interrupted" if interrupted else "done", **event, "summary": result.summary})

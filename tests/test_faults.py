@@ -352,3 +352,30 @@ def test_the_compiled_step_cache_is_never_seen_half_written(tmp_path):
   assert cache.get("old") == (tmp_path / "xla" / "old-cache").read_bytes()
   assert (tmp_path / "xla" / "old-cache.json").exists() and len(notices) == 1
   assert cache.get("bad") is None and "it does not decompress" in notices[-1]
+
+
+def test_a_workdir_removed_while_locked_leaves_the_real_error_to_be_seen(tmp_path):
+  """Release runs in finally blocks: a workdir gone meanwhile must not replace the error on its way."""
+  with pytest.raises(W2VError, match="the real error"):
+    with workdir_lock.acquire(tmp_path / "run"):   # made by the lock: release looks inside to remove it
+      shutil.rmtree(tmp_path / "run")
+      raise W2VError("the real error")
+  lock = workdir_lock.acquire(tmp_path / "run")   # and the lock can be taken again, in a new workdir
+  lock.release()
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_lent_lock_lets_its_run_in_and_keeps_other_processes_out(tmp_path):
+  """A sweep lends its run directory's lock to api.train: the run trains; the lock outlives it."""
+  path = planted_corpus(tmp_path / "c.txt")
+  probe = ("import sys; from w2v_jax import workdir_lock, W2VError\n"
+           "try:\n  workdir_lock.acquire(sys.argv[1])\nexcept W2VError as e:\n  print(e)")
+  with workdir_lock.acquire(tmp_path / "run") as lock, lock.lend():
+    api.train(TrainConfig(**API_TINY), [path], tmp_path / "run", cache_dir=tmp_path / "cache")
+    other = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    assert other.stdout.startswith(f"{tmp_path / 'run'} is in use by another run (pid {os.getpid()} on "), other
+  assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / ".lock").read_text() == ""
+  with workdir_lock.acquire(tmp_path / "run"):   # held but not lent: this process is refused too, as before
+    with pytest.raises(W2VError, match="is in use by another run"):
+      workdir_lock.acquire(tmp_path / "run")

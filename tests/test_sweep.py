@@ -181,3 +181,36 @@ def test_cli_reports_a_bad_list_in_one_line(tmp_path):
   assert proc.stderr.strip().splitlines() == ["error: --windows: 'x' is not an integer (give a "
                                               "comma-separated list such as --windows=2,5,10)"]
   assert not (tmp_path / "runs").exists()
+
+
+# the holder of a run directory's lock: a real process that holds it until killed
+HOLDER = ("import sys, time; from w2v_jax import workdir_lock; lock = workdir_lock.acquire(sys.argv[1]); "
+          "print('held', flush=True); time.sleep(600)")
+
+
+def test_a_sweep_leaves_a_run_directory_another_process_holds_untouched(tmp_path):
+  corpus, workdir = _corpus(tmp_path / "c.txt"), tmp_path / "runs"
+  cfg = dataclasses.replace(BASE, window=2, neg=1)
+  (name, _), = sweep.expand(cfg, {"model": ["sgram_neg"]})
+  run_dir = workdir / name
+  run_dir.mkdir(parents=True)
+  live = '{"epoch": 1, "step": 4, "loss": 4.1}\n'   # the live run's log
+  (run_dir / "metrics.jsonl").write_text(live)
+  holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=REPO, stdout=subprocess.PIPE,
+                            text=True)
+  try:
+    assert holder.stdout.readline() == "held\n"
+    proc = subprocess.run([sys.executable, "-m", "experiments.sweep", f"--corpus={corpus}",
+                           f"--workdir={workdir}", "--models=sgram_neg", "--windows=2", "--negs=1", "--dims=8",
+                           "--epochs=1", "--min_count=1", "--batch_size=64", "--steps_per_call=4",
+                           "--noprogress"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "W2V_JAX_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"})
+  finally:
+    holder.kill()
+    holder.wait()
+  assert proc.returncode > 0 and "Traceback" not in proc.stderr, proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      f"error: run {name}: {run_dir} is in use by another run (pid {holder.pid} on {os.uname().nodename}, "
+      f"started " + proc.stderr.split(", started ")[1].strip()]
+  assert (run_dir / "metrics.jsonl").read_text() == live
+  assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "metrics.jsonl"]   # no run.json written

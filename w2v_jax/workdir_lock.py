@@ -8,7 +8,12 @@ a process that died: the new holder takes it over and says so (`on_notice`).
     lock = workdir_lock.acquire(pathlib.Path("runs/a"))   # W2VError at once if another run holds it
     ...
     lock.release()
+
+A holder that prepares a workdir before the run it starts there (a sweep writing run.json) lends its lock to
+that run, so that no other process can enter between the two: `with lock.lend(): api.train(..., workdir)`
+(api.train's acquire, in the same thread, gets a hold on the lent lock; its release leaves the lock held).
 """
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -17,12 +22,14 @@ import os
 import pathlib
 import socket
 import sys
+import threading
 import time
 from typing import Callable
 
 from w2v_jax.errors import W2VError
 
 FILENAME = ".lock"
+_LENT: dict[tuple[str, int], "Lock"] = {}   # (workdir's real path, thread) -> the lock lent there (Lock.lend)
 
 
 def _record() -> dict:
@@ -69,20 +76,42 @@ class Lock:
       f.flush()
     except OSError:
       pass   # (a full disk cannot take a truncation's metadata?) the lock itself still goes below
-    if self.made_dir and [p.name for p in self.workdir.iterdir()] == [FILENAME]:
-      (self.workdir / FILENAME).unlink(missing_ok=True)   # before unlocking, so no one locks the unlinked file
-      try:
-        self.workdir.rmdir()
-      except OSError:
-        pass   # another run has written there meanwhile
+    if self.made_dir:
+      self._remove_if_empty()
     fcntl.flock(f, fcntl.LOCK_UN)
     f.close()
+
+  def _remove_if_empty(self) -> None:
+    """Removes the workdir this lock made where nothing but the lock file is in it. A workdir removed, or
+    made unreadable, meanwhile is left as it is: release runs in finally blocks, where an error of its own
+    would replace the one on its way."""
+    try:
+      if [p.name for p in self.workdir.iterdir()] == [FILENAME]:
+        (self.workdir / FILENAME).unlink(missing_ok=True)   # before unlocking, so no one locks the unlinked file
+        self.workdir.rmdir()
+    except OSError:
+      pass   # gone already, or another run has written there meanwhile
+
+  @contextlib.contextmanager
+  def lend(self):
+    """While inside, acquire() of this workdir in this thread returns a hold on this lock (whose release
+    does nothing) instead of refusing: the holder hands its workdir to the run it starts there."""
+    key = _key(self.workdir)
+    _LENT[key] = self
+    try:
+      yield self
+    finally:
+      _LENT.pop(key, None)
 
   def __enter__(self):
     return self
 
   def __exit__(self, *exc):
     self.release()
+
+
+def _key(workdir: pathlib.Path) -> tuple[str, int]:
+  return os.path.realpath(workdir), threading.get_ident()
 
 
 def _remove_its_temporaries(workdir: pathlib.Path, record: dict) -> int:
@@ -104,6 +133,9 @@ def acquire(workdir, *, kind: str = "run", on_notice: Callable[[str], None] | No
   """Locks `workdir` (made if missing) for this process, or raises W2VError at once, in one line naming
   the workdir and the holder, when another process holds it. `kind` names what holds it in that line."""
   workdir = pathlib.Path(workdir)
+  lent = _LENT.get(_key(workdir))
+  if lent is not None and lent.file is not None:   # its holder lent it to this run (Lock.lend)
+    return Lock(workdir, None, False)
   if workdir.exists() and not workdir.is_dir():
     raise W2VError(f"--workdir={workdir} is a file, not a directory: choose another --workdir")
   for _ in range(100):   # a holder that removed its empty workdir, or its lock file, as we opened it: again
