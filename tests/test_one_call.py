@@ -165,3 +165,86 @@ def test_a_list_of_paths_and_a_path_train_as_the_command_line_names_them(tmp_pat
   assert one.summary["corpus_words"] == 600 * 12
   with pytest.raises(W2VError, match="corpus mixes paths and lists"):
     w2v_jax.train([str(tmp_path / "a.txt"), ["a", "b"]], cache_dir=tmp_path / "cache", **TINY)
+
+
+def test_a_damaged_cached_sentences_file_is_written_again_with_a_notice(tmp_path):
+  sentences = [line.split() for line in planted_corpus(tmp_path / "c.txt").read_text().splitlines()]
+  first = w2v_jax.train(sentences, cache_dir=tmp_path / "cache", **TINY)
+  written, = (tmp_path / "cache").glob("sentences-*.txt")
+  whole = written.read_bytes()
+  for damaged in (whole[: len(whole) // 2], whole[:-4] + b"xyz\n"):   # truncated; the same size, other bytes
+    written.write_bytes(damaged)
+    notices = []
+    again = w2v_jax.train(iter(sentences), cache_dir=tmp_path / "cache", on_notice=notices.append, **TINY)
+    assert written.read_bytes() == whole
+    np.testing.assert_array_equal(again.vectors.vectors, first.vectors.vectors)
+    said = [n for n in notices if "sentences" in n]
+    assert said == [f"the cached sentences {written.name} were damaged ("
+                    + (f"{len(damaged):,} bytes, the sentences are {len(whole):,}" if len(damaged) < len(whole)
+                       else "its SHA-256 is not the sentences'") + "): wrote them again"], notices
+    assert not list((tmp_path / "cache").glob(".sentences*"))   # no temporary file left behind
+
+
+@pytest.mark.parametrize("options, fragments", [
+    ({"cache_dir": 5}, ["option cache_dir must be a directory's path (str or os.PathLike) or None, got 5"]),
+    ({"mesh": "data:2"}, ["option mesh must be a jax.sharding.Mesh", "make_mesh('data:2')", "got 'data:2'"]),
+    ({"on_log": 5}, ["option on_log must be a function (called with each log record) or None, got 5"]),
+    ({"on_notice": "print"}, ["option on_notice must be a function"]),
+    ({"should_stop": None}, ["option should_stop must be a function", ", got None"]),
+    ({"checkpoint_every_s": "60"}, ["option checkpoint_every_s must be float, got '60'"]),
+    ({"resume": "yes"}, ["option resume must be bool, got 'yes'"]),
+    ({"resume": True}, ["resume=True needs a workdir (where the run's checkpoint is): pass workdir=, or drop "
+                        "resume"]),
+    ({"binary": True}, ["binary=True needs a workdir (where the run's vectors.bin is written)"]),
+    ({"workers": 4}, ["unknown option 'workers' (gensim's name): here it is no such option", "taskset"]),
+    ({"shrink_windows": False}, ["unknown option 'shrink_windows' (gensim's name): here it is reduced_window="]),
+])
+def test_a_run_setting_of_the_wrong_kind_is_one_line_before_anything_runs(tmp_path, options, fragments):
+  """Refused before the sentences are written or the corpus read: the cache stays unmade."""
+  with pytest.raises(W2VError) as e:
+    w2v_jax.train([["a", "b"], ["b", "a"]], cache_dir=options.pop("cache_dir", tmp_path / "cache"), **options)
+  for f in fragments:
+    assert f in str(e.value), str(e.value)
+  assert "\n" not in str(e.value) and not (tmp_path / "cache").exists()
+
+
+def test_run_settings_of_numpy_types_become_their_types_and_train(tmp_path):
+  seen = []
+  result = w2v_jax.train([line.split() for line in planted_corpus(tmp_path / "c.txt").read_text().splitlines()],
+                         tmp_path / "run", cache_dir=str(tmp_path / "cache"), binary=True,
+                         checkpoint_every=np.int64(0), log_every_s=np.float32(0.5), on_log=seen.append, **TINY)
+  assert (tmp_path / "run" / "vectors.bin").exists() and seen and result.summary["vocab_size"] == 48
+
+
+LAZY = ("api", "corpus", "distributed", "evaluate", "native", "vectors")
+
+
+def test_the_public_submodules_are_reached_after_import_w2v_jax_and_imported_on_first_use(tmp_path):
+  code = textwrap.dedent(f"""
+      import sys, w2v_jax
+      lazy = {LAZY!r}
+      assert not [m for m in lazy if "w2v_jax." + m in sys.modules], "imported by import w2v_jax"
+      assert callable(w2v_jax.vectors.load) and w2v_jax.api.DEFAULT_CORPUS.exists()
+      assert [getattr(w2v_jax, m).__name__ for m in lazy] == ["w2v_jax." + m for m in lazy]
+      assert set(lazy) <= set(dir(w2v_jax))
+      try:
+        w2v_jax.no_such_module
+      except AttributeError as e:
+        assert str(e) == "module 'w2v_jax' has no attribute 'no_such_module'"
+      else:
+        raise AssertionError("no AttributeError")
+  """)
+  out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr
+
+
+def test_the_readmes_quick_start_reads_its_corpus_from_any_directory(tmp_path):
+  """The README's Python example up to its training call, run outside the checkout (as pip users do)."""
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  block = readme.split("## From Python: one call", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+  opening = block.split("\nresult = ", 1)[0]
+  out = subprocess.run([sys.executable, "-c", opening + "\nprint(len(sentences))"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert int(out.stdout) > 10_000

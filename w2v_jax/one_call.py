@@ -26,6 +26,9 @@ import os
 import pathlib
 import secrets
 import typing
+import warnings
+
+import jax
 
 from w2v_jax import api
 from w2v_jax.config import TrainConfig
@@ -40,7 +43,12 @@ _GENSIM = {"vector_size": "dim=", "size": "dim=", "negative": "neg=", "alpha": "
            "min_alpha": "min_lr_ratio= (min_alpha / alpha)", "sg": "model='sgram_neg' (sg=1) or 'cbow_neg' (sg=0)",
            "hs": "model='sgram_hs' or 'cbow_hs'", "cbow_mean": "cbow_context_grad= ('sum' is gensim's rule)",
            "max_final_vocab": "max_vocab_size=", "sentences": "the first argument, corpus",
-           "corpus_file": "the first argument, corpus"}
+           "corpus_file": "the first argument, corpus", "shrink_windows": "reduced_window=",
+           "workers": "no such option: a run uses the CPUs its process may run on (e.g. `taskset -c 0,1 "
+                      "python ...` for two)"}
+# api.train's run settings that take a function (or None)
+_FUNCTIONS = {"on_log": "each log record", "on_start": "the run's engine record", "on_notice": "each notice",
+              "should_stop": "no arguments, returning True to stop"}
 _NOTHING = object()
 _LINES_A_WRITE = 10_000
 _BOM = "\ufeff".encode()
@@ -74,12 +82,14 @@ def train(corpus=None, workdir=None, **options) -> Result:
   options: any TrainConfig field by name (model, dim, window, neg, epochs, min_count, sample, lr, seed, ...),
     and api.train's run settings (cache_dir, binary, on_log, resume, checkpoint_every_s, ...).
 
-  Raises W2VError, in one line, for an unknown option (naming the close matches), a sentence that is not a
-  list of tokens, and whatever the command line refuses.
+  Raises W2VError, in one line and before anything runs, for an unknown option (naming the close matches),
+  an option of the wrong kind, resume or binary without a workdir, a sentence that is not a list of tokens,
+  and whatever the command line refuses.
   """
   config, run = _split_options(options)
+  run = _check_run(run, workdir)
   cache_dir = api.default_cache_dir() if run.get("cache_dir") is None else pathlib.Path(run["cache_dir"])
-  paths, written = _corpus_paths(corpus, cache_dir)
+  paths, written = _corpus_paths(corpus, cache_dir, run.get("on_notice") or _warn)
   try:
     result = api.train(config, paths, workdir, **run)
   except W2VError as e:
@@ -97,8 +107,43 @@ def _split_options(options: dict) -> tuple[TrainConfig, dict]:
   unknown = [name for name in options if name not in _CONFIG and name not in _RUN]
   if unknown:
     raise W2VError("w2v_jax.train: " + "; ".join(map(_unknown, unknown)))
-  config = {name: _coerce(name, value) for name, value in options.items() if name in _CONFIG}
+  config = {name: _coerce(name, value, _CONFIG[name]) for name, value in options.items() if name in _CONFIG}
   return TrainConfig(**config), {name: value for name, value in options.items() if name in _RUN}
+
+
+def _check_run(run: dict, workdir) -> dict:
+  """The run settings, numbers as their types; W2VError, in one line naming the option, for a setting of
+  the wrong kind, and for resume or binary without a workdir (they would be ignored), before anything is
+  read or compiled."""
+  hints = typing.get_type_hints(api.train)
+  run = {name: _run_setting(name, value, hints.get(name)) for name, value in run.items()}
+  for name in ("resume", "binary"):
+    if run.get(name) and workdir is None:
+      raise W2VError(f"w2v_jax.train: {name}=True needs a workdir (where the run's "
+                     f"{'checkpoint is' if name == 'resume' else 'vectors.bin is written'}): pass workdir=, "
+                     f"or drop {name}")
+  return run
+
+
+def _run_setting(name: str, value, annotation):
+  """One run setting as api.train takes it, or one W2VError line saying what it must be."""
+  if name == "cache_dir":
+    if value is None or (isinstance(value, (str, os.PathLike)) and str(value) != ""):
+      return value
+    raise W2VError(f"w2v_jax.train: option cache_dir must be a directory's path (str or os.PathLike) or None, "
+                   f"got {value!r}")
+  if name == "mesh":
+    if value is None or isinstance(value, jax.sharding.Mesh):
+      return value
+    raise W2VError(f"w2v_jax.train: option mesh must be a jax.sharding.Mesh, e.g. "
+                   f"w2v_jax.distributed.make_mesh('data:2'), or None, got {value!r}")
+  if name in _FUNCTIONS:
+    if callable(value) or (value is None and name != "should_stop"):
+      return value
+    none = "" if name == "should_stop" else " or None"
+    raise W2VError(f"w2v_jax.train: option {name} must be a function (called with {_FUNCTIONS[name]}){none}, "
+                   f"got {value!r}")
+  return value if annotation is None else _coerce(name, value, annotation)   # (None: api.train says no type)
 
 
 def _unknown(name: str) -> str:
@@ -110,10 +155,10 @@ def _unknown(name: str) -> str:
   return f"unknown option {name!r}: the options are TrainConfig's fields ({', '.join(_CONFIG)}) and {', '.join(_RUN)}"
 
 
-def _coerce(name: str, value):
-  """The value as its TrainConfig field's type: numpy numbers become int or float, an int a float where
+def _coerce(name: str, value, annotation):
+  """The value as its field's type (`annotation`): numpy numbers become int or float, an int a float where
   the field is one (summary.json is JSON); a value of another type is one line naming the option."""
-  allowed = typing.get_args(_CONFIG[name]) or (_CONFIG[name],)
+  allowed = typing.get_args(annotation) or (annotation,)
   if value is None and type(None) in allowed:
     return None
   if isinstance(value, bool):
@@ -129,7 +174,7 @@ def _coerce(name: str, value):
   raise W2VError(f"w2v_jax.train: option {name} must be {wanted}, got {value!r}")
 
 
-def _corpus_paths(corpus, cache_dir: pathlib.Path) -> tuple[list | None, pathlib.Path | None]:
+def _corpus_paths(corpus, cache_dir: pathlib.Path, notice) -> tuple[list | None, pathlib.Path | None]:
   """The files to train on, and the sentences' file written into the cache (None for files given)."""
   if corpus is None:
     return None, None
@@ -151,7 +196,7 @@ def _corpus_paths(corpus, cache_dir: pathlib.Path) -> tuple[list | None, pathlib
       if not isinstance(p, (str, os.PathLike)):
         raise W2VError(f"corpus mixes paths and {type(p).__name__}s: give paths only, or sentences only")
     return [_existing(p) for p in paths], None
-  path = _write_sentences(first, items, cache_dir)
+  path = _write_sentences(first, items, cache_dir, notice)
   return [path], path
 
 
@@ -187,11 +232,12 @@ def _line(n: int, sentence) -> tuple[bytes, int]:
                    f"{line[:60]!r}") from None
 
 
-def _write_sentences(first, rest, cache_dir: pathlib.Path) -> pathlib.Path:
+def _write_sentences(first, rest, cache_dir: pathlib.Path, notice=None) -> pathlib.Path:
   """Writes the sentences, one a line, into cache_dir as sentences-<hash of the bytes>.txt, in one pass.
 
   A file of equal bytes written earlier is kept as it is (its cached vocabulary and encoding are keyed by
-  its name, size and time), so the same sentences given twice are tokenised once."""
+  its name, size and time), so the same sentences given twice are tokenised once; one whose size or
+  SHA-256 differs (truncated, say) is replaced by the new one, said in one line to `notice`."""
   tmp = cache_dir / f".sentences.{os.getpid()}.{secrets.token_hex(4)}.tmp"
   try:
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -199,11 +245,13 @@ def _write_sentences(first, rest, cache_dir: pathlib.Path) -> pathlib.Path:
   except OSError as e:
     raise W2VError(f"cannot use the corpus cache {cache_dir} ({e.strerror or e}); pass cache_dir= (or set "
                    "$W2V_JAX_CACHE) to a writable directory") from None
-  digest, words, sentences, pending = hashlib.sha256(), 0, 0, []
+  digest, words, sentences, pending, size = hashlib.sha256(), 0, 0, [], 0
 
   def flush():
+    nonlocal size
     data = b"".join(pending)
     digest.update(data)
+    size += len(data)
     _write(cache_dir, f.write, data)
     pending.clear()
 
@@ -224,14 +272,36 @@ def _write_sentences(first, rest, cache_dir: pathlib.Path) -> pathlib.Path:
       raise W2VError(f"the corpus is empty: the {sentences:,} sentence{'s' if sentences > 1 else ''} given "
                      f"hold{'s' if sentences == 1 else ''} no words")
     path = cache_dir / f"sentences-{digest.hexdigest()[:24]}.txt"
-    if path.exists():
+    damage = _damage(path, size, digest.hexdigest()) if path.exists() else None
+    if path.exists() and damage is None:
       tmp.unlink()
-    else:
-      _write(cache_dir, os.replace, tmp, path)
+      return path
+    _write(cache_dir, os.replace, tmp, path)   # atomic: a reader sees the old file or the whole new one
+    if damage is not None:
+      (notice or _warn)(f"the cached sentences {path.name} were damaged ({damage}): wrote them again")
     return path
   except BaseException:
     tmp.unlink(missing_ok=True)
     raise
+
+
+def _damage(path: pathlib.Path, size: int, sha256: str) -> str | None:
+  """How the cached sentences' file at `path` differs from `size` bytes of SHA-256 `sha256`; None if not."""
+  try:
+    found = path.stat().st_size
+    if found != size:
+      return f"{found:,} bytes, the sentences are {size:,}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+      while chunk := f.read(1 << 20):
+        digest.update(chunk)
+  except OSError as e:
+    return f"it cannot be read: {e.strerror or e}"
+  return None if digest.hexdigest() == sha256 else "its SHA-256 is not the sentences'"
+
+
+def _warn(message: str) -> None:
+  warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 def _write(cache_dir: pathlib.Path, call, *args):
