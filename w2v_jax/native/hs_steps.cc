@@ -40,17 +40,17 @@ namespace {
 struct PathScratch {
   static PathScratch& Local(int64_t depth, int64_t c) {
     thread_local PathScratch p;
-    p.ids.resize(depth), p.zero_branch.resize(depth), p.rows.resize(depth), p.outs.resize(depth);
-    p.score.resize(depth), p.g.resize(depth), p.coef.resize(c), p.ctx.resize(c);
+    p.ids.resize(depth), p.zero_branch.resize(depth), p.rows.resize(depth);
+    p.score.resize(depth), p.g.resize(depth), p.coef.resize(c), p.ctx.resize(c), p.g_by_node.resize(depth * c);
     return p;
   }
   std::vector<int32_t> ids;          // the path's W_out rows, leaf first
   std::vector<char> zero_branch;     // label 1 (code 0): loss softplus(−s), g = σ(s) − 1
   std::vector<const float*> rows;    // u_i
-  std::vector<float*> outs;          // sgram: where the window's W_out row of node i is summed
   std::vector<float> score, g;
-  std::vector<float> coef;           // cbow: the window's real slots' masks and W_in rows
+  std::vector<float> coef;           // the window's real slots' coefficients and W_in rows
   std::vector<const float*> ctx;
+  std::vector<float> g_by_node;      // sgram: G_bji at [i · c + r] for the r-th real slot j
 };
 
 // What a step keeps per window for phases 2 and 3: one call at a time (training runs one step at a time).
@@ -155,27 +155,32 @@ class SgramHs final : public HsWindows {
   SgramHs(const StepArgs& s, const HsTree& tree, HsScratch& x) : HsWindows(s, tree), x_(x) {
     x.dh.resize(s.nb * s.c * s.d), x.out_rows.resize(s.nb * tree.depth * s.d);
   }
-  // Per real slot: its terms against the center's path, the loss, ∂L/∂h_bj = Σ_i G_bji u_i; the W_out
-  // rows Σ_j G_bji h_bj, summed in window b's own part of out_rows, listed where nonzero.
+  // Per real slot: its terms against the center's path, the loss, ∂L/∂h_bj = Σ_i G_bji u_i. Then per
+  // node, its W_out row Σ_j G_bji h_bj (one pass over the slots' rows, written once, in window b's own
+  // part of out_rows), listed where nonzero.
   void Window(int64_t b, OutRows& out) override {
     const int64_t d = s_.d, c = s_.c;
     PathScratch& p = PathScratch::Local(tree_.depth, c);
     const float* m = s_.mask + b * c;
     const int64_t len = Path(b, p);
-    float* ob = x_.out_rows.data() + b * tree_.depth * d;
-    std::fill(ob, ob + len * d, 0.0f);
-    for (int64_t i = 0; i < len; ++i) p.outs[i] = ob + i * d;
     float loss = 0.0f;
+    int64_t real = 0;
     for (int64_t j = 0; j < c; ++j) {
       if (m[j] == 0.0f) continue;   // phase 2 skips masked slots: their ∂L/∂h is not read
       const float* hj = SlotRow(b, j);
       loss += Terms(hj, m[j], len, p);
       WeightedSum(p.g.data(), p.rows.data(), len, d, x_.dh.data() + (b * c + j) * d);
-      AddScaled(p.g.data(), hj, len, d, p.outs.data());
+      for (int64_t i = 0; i < len; ++i) p.g_by_node[i * c + real] = p.g[i];
+      p.ctx[real++] = hj;
     }
     s_.loss[b] = loss;
-    for (int64_t i = 0; i < len; ++i)
-      if (AnyNonZero(ob + i * d, d)) out.Add(p.ids[i], ob + i * d, 1.0f);
+    if (real == 0) return;
+    float* ob = x_.out_rows.data() + b * tree_.depth * d;
+    for (int64_t i = 0; i < len; ++i) {
+      float* row = ob + i * d;
+      WeightedSum(p.g_by_node.data() + i * c, p.ctx.data(), real, d, row);   // in order j
+      if (AnyNonZero(row, d)) out.Add(p.ids[i], row, 1.0f);
+    }
   }
   std::pair<float, const float*> Slot(int64_t b, int64_t j) const override {
     return {1.0f, x_.dh.data() + (b * s_.c + j) * s_.d};
