@@ -84,7 +84,7 @@ def test_tables_made_on_huge_pages_are_models_inits_and_leave_nothing_to_copy(mo
   monkeypatch.setattr(native, "huge_page_zeros", no_zeros)
   small = pages.init_params(key, 2_000, 16)   # below auto's size: plain models.init
   assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(small, models.init(key, 2_000, 16)))
-  with pytest.raises(ValueError, match="two zero"):
+  with pytest.raises(ValueError, match="needs zero .20000, 100. and .20000, 100. float32 tables"):
     models.init(key, 20_000, 100, into=models.Params(plain.W_in, plain.W_out[:10]))
 
 
