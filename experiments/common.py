@@ -9,7 +9,7 @@ from absl import flags, logging
 import jax
 
 from w2v_jax import api, distributed, xla_cache
-from w2v_jax.config import TrainConfig
+from w2v_jax.config import CHOICES, TrainConfig
 from w2v_jax.errors import W2VError
 
 _D = TrainConfig()
@@ -31,7 +31,7 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_integer("min_count", _D.min_count, "drop words rarer than this")
   flags.DEFINE_integer("max_vocab_size", None, "keep at most this many words (most frequent)")
   flags.DEFINE_float("sample", _D.sample, "subsampling threshold s; 0 switches it off")
-  flags.DEFINE_enum("subsampling", _D.subsampling, ["dirty", "clean"], "dirty: drop subsampled words "
+  flags.DEFINE_enum("subsampling", _D.subsampling, CHOICES["subsampling"], "dirty: drop subsampled words "
                     "before windowing (word2vec.c); clean: keep their positions (Levy et al. 2015)")
   flags.DEFINE_float("lr", None, "starting learning rate; default the model's (0.025 skip-gram, 0.05 CBOW, "
                      "0.0125 sgram)")
@@ -42,26 +42,26 @@ def define_training_flags(sweep: bool = False) -> None:
   flags.DEFINE_integer("min_n", _D.min_n, "subword models: shortest character n-gram of '<word>'")
   flags.DEFINE_integer("max_n", _D.max_n, "subword models: longest character n-gram of '<word>'")
   flags.DEFINE_integer("buckets", _D.buckets, "subword models: hash buckets of the n-grams (extra rows of W_in)")
-  flags.DEFINE_enum("eval_with", _D.eval_with, ["in", "in+out"], "vectors: W_in, or W_in + W_out")
-  flags.DEFINE_enum("analogy_method", _D.analogy_method, ["3cosadd", "3cosmul"], "analogy rule")
-  flags.DEFINE_enum("softmax_prior", _D.softmax_prior, ["unigram", "none"], "cbow and sgram: a fixed "
+  flags.DEFINE_enum("eval_with", _D.eval_with, CHOICES["eval_with"], "vectors: W_in, or W_in + W_out")
+  flags.DEFINE_enum("analogy_method", _D.analogy_method, CHOICES["analogy_method"], "analogy rule")
+  flags.DEFINE_enum("softmax_prior", _D.softmax_prior, CHOICES["softmax_prior"], "cbow and sgram: a fixed "
                     "log-unigram output bias (so vectors carry PMI, not frequency), or none (docs 000/001)")
-  flags.DEFINE_enum("cbow_context_grad", _D.cbow_context_grad, ["sum", "mean"],
+  flags.DEFINE_enum("cbow_context_grad", _D.cbow_context_grad, CHOICES["cbow_context_grad"],
                     "CBOW context update: word2vec.c/gensim's (sum) or the exact gradient (mean)")
-  flags.DEFINE_enum("optimizer", _D.optimizer, ["word2vec", "sgd", "adam", "adagrad", "rmsprop"],
+  flags.DEFINE_enum("optimizer", _D.optimizer, CHOICES["optimizer"],
                     "word2vec: word2vec's sparse SGD (fast); others: that optimiser, on the touched rows or "
                     "on the whole tables (--optimizer_on)")
-  flags.DEFINE_enum("optimizer_on", _D.optimizer_on, ["rows", "tables"], "rows: per-row state gathered and "
+  flags.DEFINE_enum("optimizer_on", _D.optimizer_on, CHOICES["optimizer_on"], "rows: per-row state gathered and "
                     "scattered with the rows, O(rows) a step; tables: jax.grad + optax on the whole [V, D] tables")
   flags.DEFINE_integer("steps_per_call", _D.steps_per_call, "steps per jitted call (lax.scan)")
-  flags.DEFINE_enum("sgram_neg_form", _D.sgram_neg_form, ["swapped", "shared", "pairs"],
+  flags.DEFINE_enum("sgram_neg_form", _D.sgram_neg_form, CHOICES["sgram_neg_form"],
                     "sgram_neg kernel: word2vec.c's orientation with window-shared negatives (swapped), "
                     "the literal model (shared), or K negatives per pair (pairs)")
   flags.DEFINE_bool("hogwild", _D.hogwild, "cbow_neg/sgram_neg on the native kernels: word2vec.c's update, "
                     "threads apply each window at once without waiting (faster; not bit-reproducible)")
   flags.DEFINE_string("max_dup", _D.max_dup, "cap on a word's summed updates in one step: a number, 0 "
                       "(off), or auto (32 up to --neg=5, 32*6/(neg+1) above)")
-  flags.DEFINE_enum("layout", _D.layout, ["auto", "span", "buckets", "batch"], "a step's batch: span "
+  flags.DEFINE_enum("layout", _D.layout, CHOICES["layout"], "a step's batch: span "
                     "(each corpus position's input row once a step), buckets (grouped by window size: no "
                     "padding), batch ([B, 2W]); auto picks the fastest for the model and backend")
   flags.DEFINE_string("cache_dir", None, "encoded-corpus cache; default $W2V_JAX_CACHE or ~/.cache/w2v_jax")
@@ -104,7 +104,7 @@ def config_from_flags(FLAGS, **overrides) -> TrainConfig:
     if n in FLAGS:
       values[n] = getattr(FLAGS, n)
   values.update(overrides)
-  return TrainConfig(**values).validate()
+  return TrainConfig(**values)
 
 
 def load_plugins(paths: list[str] | None) -> None:

@@ -16,6 +16,7 @@ directory (workdir/<name>/.lock) from before its run.json is written until its r
 """
 import csv
 import dataclasses
+import types
 import io
 import itertools
 import json
@@ -83,15 +84,15 @@ def expand(base: TrainConfig, grid: dict[str, Sequence]) -> list[tuple[str, Trai
   check_grid(grid)
   plan: dict[str, TrainConfig] = {}
   for values in itertools.product(*grid.values()):
-    cfg = dataclasses.replace(base, **dict(zip(grid, values)))
-    if not uses_negatives(cfg.model):
-      cfg = dataclasses.replace(cfg, neg=0)   # the neg axis is void for a full softmax: one run
-    name = run_name(cfg, list(grid))
-    try:
-      cfg.validate()
-    except W2VError as e:
-      raise W2VError(f"sweep point {name}: {e}") from None
-    plan.setdefault(name, cfg)
+    point = dict(zip(grid, values))
+    try:   # (a TrainConfig is checked where it is made)
+      cfg = dataclasses.replace(base, **point)
+      if not uses_negatives(cfg.model):
+        cfg = dataclasses.replace(cfg, neg=0)   # the neg axis is void for a full softmax: one run
+    except W2VError as e:   # named as its run would be
+      fields = types.SimpleNamespace(**{**dataclasses.asdict(base), **point})
+      raise W2VError(f"sweep point {run_name(fields, list(grid))}: {e}") from None
+    plan.setdefault(run_name(cfg, list(grid)), cfg)
   return list(plan.items())
 
 

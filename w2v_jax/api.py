@@ -205,7 +205,6 @@ def train(cfg: TrainConfig, corpus=None, workdir=None, *, resume: bool = False, 
   notes of what the run mended on its way (a lock left by a run that died, a damaged cache entry built
   again); default: warnings.warn.
   """
-  cfg.validate()
   notice = on_notice or _warn
   primary = jax.process_index() == 0
   if workdir is not None and str(workdir) == "":

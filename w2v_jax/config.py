@@ -7,6 +7,12 @@ from w2v_jax import models, ngrams
 from w2v_jax.errors import W2VError
 
 LAYOUTS = ("auto", "span", "buckets", "batch")
+# Each option's allowed values, in one place: TrainConfig.validate checks them and the scripts' flags
+# (experiments/common.py) offer them.
+CHOICES = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
+           "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
+           "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS, "subsampling": ("dirty", "clean"),
+           "optimizer_on": ("rows", "tables"), "softmax_prior": ("unigram", "none")}
 INT_MAX = 2**31 - 1   # sizes and the seed reach jitted code as int32
 MAX_WINDOW = 1000     # word2vec.c's MAX_SENTENCE_LENGTH: no window of its reaches further
 
@@ -59,15 +65,18 @@ class TrainConfig:
 
     Each row update sums the gradients of a window's K + 1 predictions, so the auto cap holds a word's
     summed update in one step to 192 predictions' worth: 32 updates at K = 5, the cap measured with
-    K = 5. At 32 whatever K, sgram_neg with K = 15 at lr 0.025 blew up (README, "Training, as word2vec
-    does it"); tests/test_train.py trains it with the auto cap. Models without negatives get 32."""
+    K = 5. At 32 whatever K, sgram_neg with K = 15 at lr 0.025 blew up (docs/training.md, "Training,
+    as word2vec does it"); tests/test_train.py trains it with the auto cap. Models without negatives get 32."""
     if self.max_dup != "auto":
       return self.max_dup
     k = self.neg if models.get(self.model).uses_negatives else 5
     return 32.0 * min(1.0, 6.0 / (k + 1))
 
+  def __post_init__(self):
+    self.validate()   # checked once, where it is made (dataclasses.replace makes a new one: checked too)
+
   def validate(self) -> "TrainConfig":
-    """Raises W2VError naming the setting to change; returns self."""
+    """Raises W2VError naming the setting to change; returns self. Called when a TrainConfig is made."""
     models.get(self.model)   # raises W2VError naming the registered models
     positive = {"dim": self.dim, "window": self.window, "epochs": self.epochs,
                 "batch_size": self.batch_size, "steps_per_call": self.steps_per_call,
@@ -102,12 +111,7 @@ class TrainConfig:
     ngrams.check_settings(self.min_n, self.max_n, self.buckets)
     if self.max_vocab_size is not None and self.max_vocab_size < 1:
       raise W2VError(f"--max_vocab_size must be at least 1, got {self.max_vocab_size}")
-    choices = {"cbow_context_grad": ("sum", "mean"), "sgram_neg_form": ("swapped", "shared", "pairs"),
-               "optimizer": ("word2vec", "sgd", "adam", "adagrad", "rmsprop"), "eval_with": ("in", "in+out"),
-               "analogy_method": ("3cosadd", "3cosmul"), "layout": LAYOUTS,
-               "subsampling": ("dirty", "clean"),
-               "optimizer_on": ("rows", "tables"), "softmax_prior": ("unigram", "none")}
-    for name, allowed in choices.items():
+    for name, allowed in CHOICES.items():
       if getattr(self, name) not in allowed:
         raise W2VError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
     return self

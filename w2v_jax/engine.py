@@ -77,7 +77,6 @@ def select_step(cfg: TrainConfig, mesh=None, backend_status: native.Status | Non
   Three decisions, in turn: the layout (`_layout`), the update (`_update`: word2vec's SGD or an
   optimiser on rows), and the backend (`_backend`: the fused kernel, XLA rows with the native row kernel,
   or XLA alone). The research path (--optimizer_on=tables) is a step of its own (`_research_step`)."""
-  cfg.validate()
   model = configured_model(cfg, counts, words)
   if mesh is not None and model.extra_in_rows:
     raise W2VError(f"--model={model.name} trains on one device: a mesh does not shard its {model.extra_in_rows:,} "

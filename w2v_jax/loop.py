@@ -307,7 +307,6 @@ def _select(cfg: TrainConfig, vocab, corpus, mesh, on_start, check_space, checkp
             checkpoint_every_s: float):
   """The run's settings checked, its step chosen and said (on_start), and its chunk jitted (compiled
   ahead on one device): (spec, chunk)."""
-  cfg.validate()
   batches.check_settings(batch_size=cfg.batch_size, window=cfg.window, neg=cfg.neg,
                          vocab_size=len(vocab.words))
   if checkpoint_every < 0 or not checkpoint_every_s >= 0:
