@@ -39,7 +39,7 @@ model on the same pairs, only each pair is read the other way round. Per window 
 product, C context vectors against the center's one path: B·L rows of W_out and B·C rows of W_in a step,
 where the documented orientation reads C paths per window (B·C·L rows of W_out, C times more gathering
 and scatter-adding, and C times more duplicates of each upper node for the --max_dup cap to damp).
-Measured on the dev corpus (README, "Hierarchical softmax"), the swapped rule learned better and ran
+Measured on the dev corpus (docs/training.md, "Hierarchical softmax"), the swapped rule learned better and ran
 several times faster. So the swapped rule is sgram_hs's `train_rows` (configure's sgram_hs_form="swapped", the
 default; "direct" trains the documented orientation's closed form). `row_grads`, which check_gradients
 tests against jax.grad, is always the documented orientation's; `sgram_hs_swapped_row_grads` is tested
@@ -357,7 +357,7 @@ def _swapped(tree: Tree, params: Params, h, center, mask):
 
 # ----------------------------------------------------------------------------- the span layout
 # The same rules on a SpanBatch (types.py): B + 2W input rows gathered once, each position's W_in row the
-# sum of what its context slots receive (rewrites.slots / unslots), as the negative-sampling models' span
+# sum of what its context slots receive (types.slots / unslots), as the negative-sampling models' span
 # forms. native.FUSED_STEPS's cbow_hs and sgram_hs kernels compute these, then rows.py's update.
 
 def cbow_hs_span_parts(tree: Tree, params: Params, span: SpanBatch, cbow_context_grad: str):

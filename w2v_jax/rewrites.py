@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from w2v_jax.losses import cbow_neg_head, context_scale, sgram_neg_row_grads
-from w2v_jax.types import Batch, Params, RowGrads, SpanBatch, context_offsets
+from w2v_jax.types import Batch, Params, RowGrads, SpanBatch, context_offsets, slots, unslots  # noqa: F401
 
 
 def swap_pairs(batch: Batch) -> Batch:
@@ -68,17 +68,6 @@ def _swapped(params: Params, h, center, negatives, mask):
 # A batch of B consecutive centers touches only B + 2W positions. Gathering W_in once per position
 # (not once per window slot: B·C rows) and summing each slot's gradient back onto its position with
 # static shifted slices cuts the input-side gathers and scatter-adds by about C = 2W times.
-
-def slots(rows, B: int, window: int):
-  """[B+2W, D] per-position rows -> [B, C, D]: row of context slot j of center b = rows[W + b + o_j]."""
-  return jnp.stack([rows[window + o:window + o + B] for o in context_offsets(window)], axis=1)
-
-
-def unslots(grads, window: int):
-  """[B, C, D] per-slot gradients -> [B+2W, D] per position: the transpose of `slots`."""
-  return sum(jnp.pad(grads[:, j], ((window + o, window - o), (0, 0)))
-             for j, o in enumerate(context_offsets(window)))
-
 
 def sgram_neg_swapped_span_row_grads(params: Params, span: SpanBatch):
   """`sgram_neg_swapped_row_grads` of batches.to_batch(span), from B+2W input rows: the W_in side as one

@@ -5,7 +5,7 @@ fused steps to float rounding (tests/test_native.py).
 """
 import jax.numpy as jnp
 
-from w2v_jax.rewrites import unslots
+from w2v_jax.types import unslots
 
 
 def damp_duplicates(idx, rows, num_rows: int, max_dup: float):
@@ -35,6 +35,6 @@ def apply_rows_reference(table, parts, scale, max_dup: float | None):
 
 def apply_span_rows_reference(table, tokens, coef, vecs, scale, max_dup: float | None):
   """CBOW's input side on a SpanBatch: slot (b, j) receives coef[b, j] · vecs[b], each of the B + 2W span
-  positions sums its slots (rewrites.unslots), and the B + 2W position rows are applied."""
+  positions sums its slots (types.unslots), and the B + 2W position rows are applied."""
   rows = unslots(coef[:, :, None] * vecs[:, None, :], coef.shape[1] // 2)
   return apply_rows_reference(table, [(tokens, rows)], scale, max_dup)

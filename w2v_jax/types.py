@@ -7,6 +7,7 @@ Shape letters, used the same way throughout the package:
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -58,3 +59,15 @@ class RowGrads(NamedTuple):
 def context_offsets(window: int) -> np.ndarray:
   """int32 [C]: the slot order of `Batch.context`, -W..-1 then 1..W."""
   return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
+
+
+# A span's rows by context slot and back (the span layout's two reshapes; rewrites.py and rows.py use them).
+def slots(rows, B: int, window: int):
+  """[B+2W, D] per-position rows -> [B, C, D]: row of context slot j of center b = rows[W + b + o_j]."""
+  return jnp.stack([rows[window + o:window + o + B] for o in context_offsets(window)], axis=1)
+
+
+def unslots(grads, window: int):
+  """[B, C, D] per-slot gradients -> [B+2W, D] per position: the transpose of `slots`."""
+  return sum(jnp.pad(grads[:, j], ((window + o, window - o), (0, 0)))
+             for j, o in enumerate(context_offsets(window)))
