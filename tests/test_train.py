@@ -91,7 +91,7 @@ def test_chunk_is_traced_once_across_epochs(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("model", ["cbow_neg", "sgram", "cbow_hs"])
 def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
-  """loop.fit compiles its chunk on a thread from the shapes alone (loop.compile_ahead), while the tables
+  """loop.fit compiles its chunk on a thread from the shapes alone (loop.CompiledAhead), while the tables
   are initialised: the compiled chunk must give the jitted chunk's result on the real arguments (a shape or
   dtype it got wrong would fail at the call), and a compilation that fails must raise at the call."""
   from w2v_jax import corpus
@@ -100,7 +100,7 @@ def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
                               cache_dir=tmp_path / "cache")
   spec = engine.select_step(cfg, counts=vocab.counts)
   plain = jax.jit(engine.make_chunk(spec, cfg))
-  ahead = loop.compile_ahead(plain, spec, cfg, vocab, enc)
+  ahead = loop.CompiledAhead(plain, spec, cfg, vocab, enc)
   state = spec.init(models.init(jax.random.PRNGKey(cfg.seed), len(vocab.words), cfg.dim))
   data = loop.epoch_data(cfg, vocab, enc, 1)
   a, b = ahead(state, data, jnp.int32(3)), plain(state, data, jnp.int32(3))
@@ -110,7 +110,7 @@ def test_compile_ahead_runs_the_same_chunk(tmp_path, model):
 
   def broken(state, data, first):
     raise ValueError("a chunk that cannot be traced")
-  late = loop.compile_ahead(jax.jit(broken), spec, cfg, vocab, enc)
+  late = loop.CompiledAhead(jax.jit(broken), spec, cfg, vocab, enc)
   with pytest.raises(ValueError, match="cannot be traced"):
     late(state, data, jnp.int32(0))
 

@@ -220,7 +220,7 @@ def epoch_data(cfg: TrainConfig, vocab, corpus, epoch: int, mesh: Mesh,
 def _split(batch, parts: int, fill_id: int):
   """[B] -> [parts, ceil(B/parts)] for each `Batch` of a step (one, or buckets.py's tuple). Filling examples
   have mask 0 (zero loss, zero rows) and the id `fill_id`, one past the tables: the scatter drops their
-  rows, and step.damp_duplicates counts them for no word."""
+  rows, and rows.damp_duplicates counts them for no word."""
   def split(b: Batch) -> Batch:
     pad = -b.center.shape[0] % parts
     return jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), constant_values=(

@@ -42,7 +42,7 @@ class FitResult:
   status: str                   # "finished" or "interrupted"
   train_seconds: float          # wall time of the steps, first compile included (not the last
                                 # checkpoint's write, nor a finished run's copy of the tables for it)
-  compile_seconds: float        # time the run waited for compilation (see `compile_ahead`)
+  compile_seconds: float        # time the run waited for compilation (see `CompiledAhead`)
   words_trained: float          # raw corpus words covered (epochs x words, or less if interrupted)
   engine: dict                  # engine.StepSpec.describe(): which step ran, and why
   pages: str = ""               # pages.place's line: how much of the tables was on huge pages, or why none
@@ -110,7 +110,7 @@ class EpochsAhead:
     self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class compile_ahead:
+class CompiledAhead:
   """The jitted chunk, compiled on a background thread from the shapes alone, while the caller initialises
   the tables and draws the first epoch (the figures are in docs/performance.md). Calling it waits for
   the compilation, then runs the compiled chunk: the same computation as calling `chunk`. `waited` is the
@@ -321,7 +321,7 @@ def _select(cfg: TrainConfig, vocab, corpus, mesh, on_start, check_space, checkp
     on_start({**spec.describe(), **({"memory": memory_note} if memory_note else {})})
   chunk = jax.jit(engine.make_chunk(spec, cfg), donate_argnums=0)
   if mesh is None:   # (the mesh's chunk is built in _initial_state, from the placed state)
-    chunk = compile_ahead(chunk, spec, cfg, vocab, corpus)
+    chunk = CompiledAhead(chunk, spec, cfg, vocab, corpus)
   return spec, chunk
 
 
@@ -412,7 +412,7 @@ def fit(cfg: TrainConfig, vocab, corpus, *, workdir=None, resume: bool = False,
         log.add(m)
         first, calls = first + cfg.steps_per_call, calls + 1
         if calls <= 2:   # the first call's excess over the second (steady) one is compilation, or the wait
-          jax.block_until_ready(m)   # for compile_ahead's
+          jax.block_until_ready(m)   # for CompiledAhead's
           compile_s += (1 if calls == 1 else -1) * (time.perf_counter() - t_call)
         stop, due = should_stop(), ckpt.due(calls * cfg.steps_per_call, cfg.steps_per_call)
         if stop or due or log.due(log_every_s):

@@ -16,7 +16,7 @@
 //   h_bj = v(slot b, j);  s_bjt = h_bj · T_bt;  G_bjt = m_bj (σ(s_bjt) − [t = 0])
 //   loss_b = Σ_j m_bj (softplus(−s_bj0) + Σ_k softplus(s_bjk))
 //   W_out row (b, t): Σ_j G_bjt h_bj;  W_in row of position p: Σ over its slots of Σ_t G_bjt T_bt
-// and then table += scale · damp(row) for every row, with damp the cap of step.damp_duplicates: a word
+// and then table += scale · damp(row) for every row, with damp the cap of rows.damp_duplicates: a word
 // with m > max_dup nonzero rows in the step has each scaled by max_dup / m.
 //
 // Not the same bits as the reference: the dot products and sums run in a fixed order of their own
@@ -693,7 +693,7 @@ void CbowNegStep(Pool& pool, const StepArgs& args, float max_dup, bool mean_grad
 
   // Phase 1, per window: h, the scores, g, the loss and ∂L/∂h; the W_out rows g · h_b listed (out_a the
   // centers', out_b the negatives'). A zero row (no context word, h = 0 or g = 0) changes nothing and
-  // counts for no word (step.damp_duplicates).
+  // counts for no word (rows.damp_duplicates).
   auto window = [&](int64_t b, int64_t chunk, WindowScratch& w) {
     float n;
     const int64_t real = ContextRows(s, b, w, &n);

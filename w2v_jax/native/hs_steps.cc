@@ -110,7 +110,7 @@ class CbowHs final : public HsWindows {
     x.h.resize(s.nb * s.d), x.dh.resize(s.nb * s.d), x.n.resize(s.nb);
   }
   // h_b, the path's terms, the loss, ∂L/∂h_b; the W_out rows g_i h_b listed where nonzero (a zero row
-  // changes nothing and counts for no word: step.damp_duplicates).
+  // changes nothing and counts for no word: rows.damp_duplicates).
   void Window(int64_t b, OutRows& out) override {
     const int64_t d = s_.d, c = s_.c;
     PathScratch& p = PathScratch::Local(tree_.depth, c);

@@ -34,11 +34,11 @@ inline float* Counts(int64_t v) {
   return count.data();
 }
 
-// The factor step.damp_duplicates scales a word's rows by: min(1, max_dup / its count of nonzero rows).
+// The factor rows.damp_duplicates scales a word's rows by: min(1, max_dup / its count of nonzero rows).
 inline float Damp(float max_dup, float count) { return std::min(1.0f, max_dup / std::max(count, 1.0f)); }
 
 // table[idx[i]] += scale * (rows[i] * f_i) over the parts in order, f_i = min(1, max_dup / count of
-// idx[i]'s nonzero rows) when max_dup > 0: step.damp_duplicates, then one scatter-add. Padding slots
+// idx[i]'s nonzero rows) when max_dup > 0: rows.damp_duplicates, then one scatter-add. Padding slots
 // carry an all-zero row: not updates, so they count for no word.
 inline void ApplyParts(float* w, int64_t v, int64_t d, const std::vector<Part>& parts, float scale, float max_dup) {
   float* count = max_dup > 0.0f ? Counts(v) : nullptr;
