@@ -90,18 +90,22 @@ def _reference_steps(reference, params, span, lr, *args, **kwargs):
   return jax.lax.scan(body, params, (span, jnp.asarray(lr)))
 
 
-def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, hogwild: bool, **attrs):
-  """The fused kernel `target` on (params, span): (Params, loss [B]), the tables updated in place. With S
-  steps stacked on the span's leading axis and lr [S], one call runs them in order: loss [S, B]."""
+def _fused_step(target: str, params, span, lr, max_dup: float | None, threads: int, hogwild: bool | None,
+                *extra, **attrs):
+  """The fused kernel `target` on (params, span, *extra inputs): (Params, loss [B]), the tables updated in
+  place. With S steps stacked on the span's leading axis and lr [S], one call runs them in order: loss
+  [S, B]. `hogwild`: None for a kernel without that attribute (the hierarchical-softmax ones)."""
   W_in, W_out = params
   call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
                                    jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
                                    jax.ShapeDtypeStruct(span.mask.shape[:-1], jnp.float32)),
                           input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
+  if hogwild is not None:
+    attrs["hogwild"] = np.int32(hogwild)
   W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
-                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
+                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32), *extra,
                            max_dup=np.float32(max_dup if max_dup is not None else 0.0),
-                           threads=np.int32(threads), hogwild=np.int32(hogwild), **attrs)
+                           threads=np.int32(threads), **attrs)
   return Params(W_in, W_out), loss
 
 
@@ -175,17 +179,8 @@ def _hs_step(target: str, tree, params, span, lr, max_dup: float | None, threads
   and branch bits: (Params, loss [B], or [S, B] for S stacked steps), the tables updated in place."""
   if tree.V != params.W_in.shape[0]:
     raise W2VError(f"the tables have {params.W_in.shape[0]} rows but the tree was built for {tree.V} words")
-  W_in, W_out = params
-  call = jax.ffi.ffi_call(target, (jax.ShapeDtypeStruct(W_in.shape, W_in.dtype),
-                                   jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
-                                   jax.ShapeDtypeStruct(span.mask.shape[:-1], jnp.float32)),
-                          input_output_aliases={0: 0, 1: 1}, vmap_method="sequential")
-  W_in, W_out, loss = call(W_in, W_out, jnp.asarray(-lr, jnp.float32), span.tokens.astype(jnp.int32),
-                           span.mask.astype(jnp.float32), span.negatives.astype(jnp.int32),
-                           tree.up.astype(jnp.int32), tree.bit.astype(jnp.int8),
-                           max_dup=np.float32(max_dup if max_dup is not None else 0.0), depth=np.int32(tree.L),
-                           threads=np.int32(threads), **attrs)
-  return Params(W_in, W_out), loss
+  return _fused_step(target, params, span, lr, max_dup, threads, None, tree.up.astype(jnp.int32),
+                     tree.bit.astype(jnp.int8), depth=np.int32(tree.L), **attrs)
 
 
 def cbow_hs_span_step(params, span, lr, max_dup: float | None, *, tree, span_rows, cbow_context_grad: str,
