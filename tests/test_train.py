@@ -248,8 +248,10 @@ def test_the_final_checkpoint_is_written_beside_the_vectors_and_its_error_still_
   cfg = TrainConfig(**TINY)
   order = []
 
-  def slow(workdir):
-    time.sleep(1.0)
+  def slow(workdir):   # the write waits (up to 30 s) for the vectors: they come while it is pending, or never
+    deadline = time.monotonic() + 30.0
+    while not (workdir / "vectors.txt").exists() and time.monotonic() < deadline:
+      time.sleep(0.05)
     order.append(("checkpoint", (workdir / "vectors.txt").exists()))
   _before_the_final_checkpoint(monkeypatch, slow)
   result = api.train(cfg, [path], tmp_path / "a", cache_dir=tmp_path / "cache", checkpoint_every_s=0.0)

@@ -14,7 +14,7 @@
 // AVX-512, two 256-bit halves with AVX, four 128-bit quarters otherwise (SSE2, NEON). One GCC/clang
 // vector of 16 floats on a target narrower than 512 bits was kept in memory: each update of an
 // accumulator stored it and reloaded part of it (a store-to-load forwarding stall that halved the CBOW
-// step on AVX2; docs/performance.md, "Portable speed"). -ffp-contract=off keeps a · b + c two roundings.
+// step on AVX2; docs/performance.md, "2026-12-07: portable speed"). -ffp-contract=off keeps a · b + c two roundings.
 #ifndef W2V_JAX_NATIVE_ROW_MATH_H_
 #define W2V_JAX_NATIVE_ROW_MATH_H_
 
